@@ -1,0 +1,1 @@
+"""Pieces shared by the aiohttp-based services (viewer gateway, desktop)."""

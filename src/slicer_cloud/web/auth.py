@@ -1,0 +1,63 @@
+"""Token middleware for aiohttp services. See :mod:`slicer_cloud.security` for the rules."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from slicer_cloud.security import check_request, cookie_name
+
+#: handlers decorated with this are reachable without a token (health checks only).
+PUBLIC_ATTR = "_slicer_cloud_public"
+
+
+def public(handler):
+    setattr(handler, PUBLIC_ATTR, True)
+    return handler
+
+
+def token_middleware(token: str, port: int, *, login_hint: str = "") -> web.middleware:
+    """Refuse every request, websocket upgrades included, that lacks the token."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler):
+        if getattr(handler, PUBLIC_ATTR, False):
+            return await handler(request)
+        decision = check_request(
+            token,
+            headers=request.headers,
+            cookies=request.cookies,
+            query=request.query,
+            port=port,
+        )
+        if not decision.allowed:
+            message = f"403 Forbidden: {decision.reason}."
+            if decision.reason != "cross-site request refused":
+                message += " Open the URL printed by slicer-cloud (it ends with ?token=...)."
+            if login_hint:
+                message += " " + login_hint
+            return web.Response(status=403, text=message + "\n", content_type="text/plain")
+        if decision.from_query and request.method in ("GET", "HEAD") and "Upgrade" not in request.headers:
+            clean = request.rel_url.with_query([(k, v) for k, v in request.query.items() if k != "token"])
+            response = web.HTTPFound(location=str(clean))
+            _set_cookie(response, token, port, request)
+            raise response
+        response = await handler(request)
+        if decision.from_query and isinstance(response, web.StreamResponse) and not response.prepared:
+            _set_cookie(response, token, port, request)
+        return response
+
+    return middleware
+
+
+def _set_cookie(response: web.StreamResponse, token: str, port: int, request: web.Request) -> None:
+    response.set_cookie(
+        cookie_name(port),
+        token,
+        httponly=True,
+        samesite="Strict",
+        secure=request.secure,
+        path="/",
+    )
+
+
+__all__ = ["token_middleware", "public"]
