@@ -29,6 +29,11 @@ DataOpt = Annotated[
 ]
 
 
+@app.callback()
+def _root() -> None:
+    """3D Slicer over an internet connection: web viewer, compute API, remote desktop, Jupyter."""
+
+
 def _fail(error: SlicerCloudError) -> None:
     typer.secho(f"error: {error.message}", err=True, fg=typer.colors.RED)
     raise typer.Exit(code=2)
@@ -52,6 +57,66 @@ def view(
         run_viewer(paths=paths or [], data=data, host=host, port=port, token=token, base_url=base_url, open_browser=open_browser)
     except SlicerCloudError as error:
         _fail(error)
+
+
+# --- remote desktop (issue #4) ----------------------------------------------------------------
+class _DesktopGroup(typer.core.TyperGroup):
+    """`desktop [OPTIONS] [-- SLICER_ARGS...]` runs the desktop; `desktop install-slicer` is a
+    subcommand. Everything after `--` is kept for Slicer instead of being read as a subcommand."""
+
+    def parse_args(self, ctx, args):  # type: ignore[no-untyped-def]
+        if "--" in args and not (args and args[0] in self.commands):
+            split = args.index("--")
+            ctx.meta["slicer_args"] = args[split + 1 :]
+            args = args[:split]
+        return super().parse_args(ctx, args)
+
+
+desktop_app = typer.Typer(cls=_DesktopGroup, invoke_without_command=True, add_completion=False)
+app.add_typer(desktop_app, name="desktop")
+
+
+@desktop_app.callback()
+def desktop(
+    ctx: typer.Context,
+    host: Annotated[Optional[str], typer.Option(help="Address to listen on (default 127.0.0.1). Anything but loopback requires a token.")] = None,
+    port: Annotated[Optional[int], typer.Option(help="Port (default 6080; 0: any free port).")] = None,
+    token: TokenOpt = None,
+    base_url: Annotated[Optional[str], typer.Option("--base-url", help="URL prefix when served behind a proxy, e.g. /desktop/.")] = None,
+    geometry: Annotated[Optional[str], typer.Option(help="Initial screen size, e.g. 1600x900; the page then fits it to the browser window.")] = None,
+    slicer: Annotated[Optional[Path], typer.Option(help="The Slicer executable. Default: SLICER_EXECUTABLE, Slicer on PATH, or one from install-slicer.")] = None,
+    app_command: Annotated[Optional[str], typer.Option("--app", help="Run this command instead of Slicer, e.g. --app 'xterm -fa Mono'.")] = None,
+    data: Annotated[Optional[Path], typer.Option("--data", help="The desktop's working folder: Slicer's file dialogs open there. Default: .")] = None,
+    open_browser: OpenOpt = False,
+    gpu: Annotated[bool, typer.Option("--gpu", help="Render with the GPU: VirtualGL's vglrun where installed, else EGL (untested).")] = False,
+) -> None:
+    """The full Slicer desktop in a browser tab (Xvnc + noVNC). Arguments after -- go to Slicer."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from slicer_cloud.desktop.service import run_desktop
+
+    try:
+        run_desktop(
+            host=host, port=port, token=token, base_url=base_url, geometry=geometry, slicer=slicer, app=app_command,
+            data=data, open_browser=open_browser, gpu=gpu, slicer_args=list(ctx.meta.get("slicer_args", [])),
+        )  # fmt: skip
+    except SlicerCloudError as error:
+        _fail(error)
+
+
+@desktop_app.command("install-slicer")
+def desktop_install_slicer(
+    version: Annotated[Optional[str], typer.Option(help="Release to install, e.g. 5.8.1. Default: the latest.")] = None,
+    dest: Annotated[Optional[Path], typer.Option(help="Folder to install into. Default: the slicer-cloud cache.")] = None,
+) -> None:
+    """Download an official Slicer release for Linux, verify its checksum, and cache it."""
+    from slicer_cloud.desktop.install import install_slicer
+
+    try:
+        executable = install_slicer(version=version, dest=dest)
+    except SlicerCloudError as error:
+        _fail(error)
+    typer.echo(f"Slicer is installed: {executable}")
 
 
 def main() -> None:

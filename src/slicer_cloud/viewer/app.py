@@ -1,0 +1,539 @@
+"""The viewer of one browser session: Slicer's scene, views streamed to the browser, the UI.
+
+Composed from trame-slicer's public components (SlicerApp, remote-controlled views, layout
+manager, segment editor, markups and volume property panels) plus what this project adds:
+opening files from the server's data folder, DICOM series picking, window/level presets, a
+volume rendering switch, reduced-quality 3D while dragging, saving segmentations back to the data
+folder, and messages instead of silent failures.
+
+One :class:`ViewerApp` lives in one session process (see ``session.py``): its scene, layout and
+view sizes belong to that browser tab alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import traceback
+from pathlib import Path
+
+import slicer_cloud.core.vtk_env  # noqa: F401  (must precede the VTK imports)
+from trame.app import TrameApp
+from trame.ui.vuetify3 import SinglePageWithDrawerLayout
+from trame.widgets import html
+from trame.widgets import vuetify3 as v3
+from trame_slicer import module as trame_slicer_module
+from trame_slicer.app.logic import MarkupsButtonLogic, SegmentEditorLogic, VolumePropertyLogic
+from trame_slicer.app.ui import MarkupsButton, SegmentEditorUI, VolumePropertyUI
+from trame_slicer.core import LayoutManager, SlicerApp
+from trame_slicer.rca_view import register_rca_factories
+from trame_slicer.views import SliceView, ThreeDView
+from vtkmodules.vtkCommonCore import vtkCommand
+
+from slicer_cloud.config import Limits, ViewerSettings
+from slicer_cloud.core import dicom, images
+from slicer_cloud.core.presets import WINDOW_PRESET_TITLES, WINDOW_PRESETS, looks_like_ct, window_level
+from slicer_cloud.core.scene import LoadedVolume, load_segmentation, load_volume
+from slicer_cloud.errors import SlicerCloudError
+from slicer_cloud.store import DataRoot, atomic_output
+from slicer_cloud.viewer.layouts import DEFAULT_LAYOUT, LAYOUT_TITLES, view_layouts
+from slicer_cloud.viewer.listing import list_data_files
+
+log = logging.getLogger("slicer_cloud.viewer")
+
+STATIC_DIR = Path(__file__).parent / "static"
+UPLOADS_DIR = "uploads"
+SEGMENTATIONS_DIR = "segmentations"
+#: 3D quality while the user drags the view: Slicer's adaptive ray casting aims at this frame rate.
+INTERACTIVE_3D_FPS = 8.0
+
+
+class ViewerApp(TrameApp):
+    """One browser session's viewer."""
+
+    def __init__(self, server=None, *, settings: ViewerSettings, limits: Limits | None = None, gateway_base: str = "/"):
+        super().__init__(server, client_type="vue3")
+        self.settings = settings
+        self.limits = limits or Limits()
+        self.data_root = DataRoot(settings.data_dir)
+        self.gateway_base = gateway_base
+        self.volume: LoadedVolume | None = None
+        self.volume_label = ""
+
+        self.server.enable_module(trame_slicer_module)
+        self.server.enable_module(
+            {"serve": {"__slicer_cloud": str(STATIC_DIR)}, "scripts": ["__slicer_cloud/viewer.js"]}
+        )
+
+        self.slicer_app = SlicerApp()
+        register_rca_factories(
+            self.slicer_app.view_manager,
+            self.server,
+            interactive_quality=settings.jpeg_quality_interactive,
+        )
+        self.layout_manager = LayoutManager(self.slicer_app.scene, self.slicer_app.view_manager, self.server)
+        self.layout_manager.register_layout_dict(view_layouts())
+
+        self.segment_editor_logic = SegmentEditorLogic(self.server, self.slicer_app)
+        self.volume_property_logic = VolumePropertyLogic(self.server, self.slicer_app)
+        self.markups_logic = MarkupsButtonLogic(self.server, self.slicer_app)
+
+        self._init_state()
+        self._build_ui()
+        self.layout_manager.set_layout(DEFAULT_LAYOUT)
+        self._watch_views()
+
+    # -- state -----------------------------------------------------------------------------
+    def _init_state(self) -> None:
+        s = self.state
+        s.trame__title = "slicer-cloud viewer"
+        s.sc_files = []
+        s.sc_data_root = str(self.data_root.root)
+        s.sc_message = ""
+        s.sc_message_type = "info"
+        s.sc_busy = ""
+        s.sc_volume_name = ""
+        s.sc_is_ct = False
+        s.sc_layout = DEFAULT_LAYOUT
+        s.sc_layouts = [{"value": k, "title": v} for k, v in LAYOUT_TITLES.items()]
+        s.sc_wl_presets = [{"value": k, "title": WINDOW_PRESET_TITLES[k]} for k in [*WINDOW_PRESETS, "auto"]]
+        s.sc_vr_on = False
+        s.sc_series = []
+        s.sc_series_folder = ""
+        s.sc_saved_path = ""
+        s.sc_saved_url = ""
+        s.sc_panel = "data"
+        s.sc_drawer = True
+        s.sc_images_served = 0
+
+        self.state.change("sc_layout")(self._on_layout_changed)
+        self.state.change("sc_vr_on")(self._on_vr_changed)
+        ctrl = self.server.controller
+        ctrl.trigger("sc_upload_started")(self._on_upload_started)
+        ctrl.trigger("sc_open_upload")(self.open_upload)
+        ctrl.trigger("sc_upload_failed")(self._on_upload_failed)
+        self.refresh_files()
+
+    def notify(self, text: str, kind: str = "info") -> None:
+        with self.state:
+            self.state.sc_message = text
+            self.state.sc_message_type = kind
+
+    def refresh_files(self) -> None:
+        self.state.sc_files = list_data_files(self.data_root)
+
+    # -- opening data ----------------------------------------------------------------------
+    async def open_async(self, path: Path, *, label: str, series_uid: str | None = None) -> bool:
+        """Open a volume, DICOM folder or segmentation; report problems in the page."""
+        with self.state:
+            self.state.sc_busy = f"Opening {label}…"
+            self.state.sc_message = ""
+        await asyncio.sleep(0)  # let the busy indicator reach the browser before the load blocks
+        try:
+            self._open(path, label=label, series_uid=series_uid)
+            return True
+        except SlicerCloudError as error:
+            log.info("could not open %s: %s", label, error.message)
+            self.notify(error.message, "error")
+        except Exception as error:  # a Slicer/VTK failure we did not foresee: say so, keep serving
+            log.error("unexpected failure opening %s\n%s", label, traceback.format_exc())
+            self.notify(f"Could not open {label}: {error}", "error")
+        finally:
+            with self.state:
+                self.state.sc_busy = ""
+        return False
+
+    def _open(self, path: Path, *, label: str, series_uid: str | None) -> None:
+        if path.is_dir() and series_uid is None:
+            series = dicom.find_series(path, self.limits)
+            if not series:
+                raise SlicerCloudError(f"{label} holds no DICOM image series.")
+            if len(series) > 1:
+                with self.state:
+                    self.state.sc_series_folder = str(path)
+                    self.state.sc_series = [
+                        {
+                            "uid": s.uid,
+                            "title": f"{s.description or 'Unnamed series'} — {s.modality}, "
+                            f"{s.columns}x{s.rows}x{len(s.files)}",
+                        }
+                        for s in series
+                    ]
+                self.notify(f"{label} holds {len(series)} series: pick one.", "info")
+                return
+            series_uid = series[0].uid
+        kind = images.image_kind(path)
+        if kind == "segmentation" or (kind == "volume" and self.volume is not None and _is_label_name(path)):
+            self._open_segmentation(path, label=label)
+            return
+        self._replace_volume(load_volume(self.slicer_app, path, self.limits, series_uid=series_uid, name=label))
+        self.volume_label = label
+        with self.state:
+            self.state.sc_volume_name = label
+            self.state.sc_series = []
+
+    def _open_segmentation(self, path: Path, *, label: str) -> None:
+        if self.volume is None:
+            raise SlicerCloudError(f"Open a volume first: {label} is a segmentation and is shown over a volume.")
+        editor = self.slicer_app.segmentation_editor
+        for node in list(self.slicer_app.scene.GetNodesByClass("vtkMRMLSegmentationNode")):
+            self.slicer_app.scene.RemoveNode(node)
+        node = load_segmentation(self.slicer_app, path, self.volume.node, self.limits)
+        editor.deactivate_effect()
+        self.segment_editor_logic.on_volume_changed(self.volume.node)
+        self.notify(f"Segmentation {label} loaded over {self.volume_label}.", "success")
+        log.info("segmentation %s: %d segments", label, node.GetSegmentation().GetNumberOfSegments())
+
+    def _replace_volume(self, loaded: LoadedVolume) -> None:
+        scene = self.slicer_app.scene
+        self.slicer_app.segmentation_editor.deactivate_effect()
+        for cls in ("vtkMRMLSegmentationNode", "vtkMRMLMarkupsNode"):
+            for node in list(scene.GetNodesByClass(cls)):
+                scene.RemoveNode(node)
+        if self.volume is not None:
+            vr = self.slicer_app.volume_rendering.get_vr_display_node(self.volume.node)
+            if vr is not None:
+                scene.RemoveNode(vr)
+            scene.RemoveNode(self.volume.node)
+        self.volume = loaded
+        node = loaded.node
+        for view in self.slicer_app.view_manager.get_slice_views():
+            view.set_background_volume_id(node.GetID())
+            view.set_foreground_volume_id(None)
+            view.set_visible_in_3d(True)
+        is_ct = looks_like_ct(node.GetImageData().GetScalarRange())
+        display = node.GetDisplayNode()
+        if is_ct:
+            display.AutoWindowLevelOff()
+            display.SetWindowLevel(*WINDOW_PRESETS["ct-abdomen"])
+        else:
+            display.AutoWindowLevelOn()
+        with self.state:
+            self.state.sc_is_ct = is_ct
+        if self.state.sc_vr_on:
+            self._show_volume_rendering(True)
+        self.segment_editor_logic.on_volume_changed(node)
+        self.volume_property_logic.on_volume_changed(node)
+        self._fit_all_views()
+
+    async def open_relative(self, relative: str, series_uid: str | None = None) -> bool:
+        try:
+            path = self.data_root.resolve(relative)
+        except SlicerCloudError as error:
+            self.notify(error.message, "error")
+            return False
+        return await self.open_async(path, label=relative, series_uid=series_uid)
+
+    # -- uploads ---------------------------------------------------------------------------
+    def _on_upload_started(self, name: str, size: int) -> None:
+        limit = self.limits.max_upload_bytes
+        with self.state:
+            self.state.sc_message = ""
+            self.state.sc_busy = f"Uploading {name} ({size / 1024**2:.1f} MiB)…"
+        if size > limit:
+            self.notify(f"{name} is larger than the upload limit of {limit / 1024**2:.0f} MiB.", "error")
+
+    def _on_upload_failed(self, name: str, reason: str) -> None:
+        with self.state:
+            self.state.sc_busy = ""
+        self.notify(f"Upload of {name} failed: {reason}", "error")
+
+    async def open_upload(self, staged: str, name: str) -> None:
+        """Check a staged upload, move it into the data folder and open it; a bad file is removed."""
+        try:
+            staged_path = self.data_root.resolve(staged)
+            if ".uploads" not in Path(staged).parts:
+                raise SlicerCloudError("Only staged uploads can be opened this way.", status=403)
+            images.inspect_image(staged_path, self.limits)
+        except SlicerCloudError as error:
+            _remove_staged(self.data_root, staged)
+            with self.state:
+                self.state.sc_busy = ""
+            self.notify(f"{name} was not stored: {error.message}", "error")
+            return
+        target_dir = self.data_root.root / UPLOADS_DIR
+        target_dir.mkdir(exist_ok=True)
+        target = _free_name(target_dir, Path(name).name)
+        shutil.move(str(staged_path), str(target))
+        _remove_staged(self.data_root, staged)
+        self.refresh_files()
+        relative = self.data_root.relative(target)
+        if await self.open_async(target, label=relative):
+            self.notify(f"Uploaded {name} to {relative}.", "success")
+
+    # -- saving ----------------------------------------------------------------------------
+    def save_segmentation(self) -> None:
+        editor = self.slicer_app.segmentation_editor
+        node = editor.active_segmentation_node
+        if self.volume is None or node is None:
+            self.notify("Nothing to save: open a volume and paint a segment first.", "warning")
+            return
+        if node.GetSegmentation().GetNumberOfSegments() == 0:
+            self.notify("Nothing to save: the segmentation has no segments.", "warning")
+            return
+        stem = Path(self.volume_label).name.split(".")[0] or "segmentation"
+        target = self.data_root.root / SEGMENTATIONS_DIR / f"{stem}.seg.nrrd"
+        try:
+            with atomic_output(target) as tmp:
+                editor.export_segmentation_to_file(node, str(tmp))
+                if not tmp.exists() or tmp.stat().st_size == 0:
+                    raise SlicerCloudError("Slicer wrote no segmentation file.", status=500)
+        except SlicerCloudError as error:
+            self.notify(f"Saving failed: {error.message}", "error")
+            return
+        except OSError as error:
+            self.notify(f"Saving failed: {error.strerror}", "error")
+            return
+        relative = self.data_root.relative(target)
+        self.refresh_files()
+        with self.state:
+            self.state.sc_saved_path = relative
+            self.state.sc_saved_url = f"{self.gateway_base}api/download?path={relative}"
+        self.notify(f"Saved segmentation to {relative}.", "success")
+
+    # -- display ---------------------------------------------------------------------------
+    def apply_window_preset(self, preset: str) -> None:
+        if self.volume is None:
+            return
+        display = self.volume.node.GetDisplayNode()
+        values = window_level(preset)
+        if values is None:
+            display.AutoWindowLevelOn()
+        else:
+            display.AutoWindowLevelOff()
+            display.SetWindowLevel(*values)
+
+    def _on_layout_changed(self, sc_layout: str, **_) -> None:
+        if sc_layout in LAYOUT_TITLES:
+            self.layout_manager.set_layout(sc_layout)
+            self._watch_views()
+            self._fit_all_views()
+
+    def _on_vr_changed(self, sc_vr_on: bool, **_) -> None:
+        self._show_volume_rendering(bool(sc_vr_on))
+
+    def _show_volume_rendering(self, on: bool) -> None:
+        if self.volume is None:
+            return
+        vr = self.slicer_app.volume_rendering
+        node = self.volume.node
+        display = vr.get_vr_display_node(node)
+        if display is None:
+            if not on:
+                return
+            preset = "CT-Chest-Contrast-Enhanced" if self.state.sc_is_ct else "MR-Default"
+            display = vr.create_display_node(node, preset)
+        display.SetViewNodeIDs([v.get_view_node_id() for v in self.slicer_app.view_manager.get_threed_views()])
+        display.SetVisibility(on)
+        self.volume_property_logic.on_volume_changed(node)
+        for view in self.slicer_app.view_manager.get_threed_views():
+            view.schedule_render()
+
+    # -- views: fit on first size, lighter 3D while dragging -------------------------------
+    def _watch_views(self) -> None:
+        for view in self.slicer_app.view_manager.get_views():
+            if getattr(view, "_sc_watched", False):
+                continue
+            view._sc_watched = True
+            view._sc_auto_fit = True
+            interactor = view.interactor()
+            view.render_window().AddObserver(vtkCommand.WindowResizeEvent, lambda *_a, v=view: self._on_view_resized(v))
+            for event in (
+                vtkCommand.LeftButtonPressEvent,
+                vtkCommand.RightButtonPressEvent,
+                vtkCommand.MiddleButtonPressEvent,
+            ):
+                interactor.AddObserver(event, lambda *_a, v=view: setattr(v, "_sc_auto_fit", False))
+            if isinstance(view, ThreeDView):
+                self._configure_interactive_3d(view)
+
+    def _on_view_resized(self, view) -> None:
+        # A view's real size arrives from the browser after the volume may already be loaded:
+        # fit again until the user zooms or pans, so the first frames are never wrongly zoomed.
+        if view._sc_auto_fit and self.volume is not None:
+            self._fit_view(view)
+
+    def _fit_view(self, view) -> None:
+        if isinstance(view, SliceView):
+            view.fit_view_to_content()
+        else:
+            view.fit_view_to_content()
+        view.schedule_render()
+
+    def _fit_all_views(self) -> None:
+        for view in self.slicer_app.view_manager.get_views():
+            view._sc_auto_fit = True
+            self._fit_view(view)
+
+    @staticmethod
+    def _configure_interactive_3d(view: ThreeDView) -> None:
+        view_node = view.get_view_node()
+        if view_node is not None:
+            # Adaptive: the ray caster lowers its sample distance and image resolution while the
+            # interactor asks for a high update rate (dragging), full quality when it stops.
+            view_node.SetVolumeRenderingQuality(view_node.Adaptive)
+            view_node.SetExpectedFPS(INTERACTIVE_3D_FPS)
+        interactor = view.interactor()
+        interactor.SetDesiredUpdateRate(INTERACTIVE_3D_FPS)
+        interactor.SetStillUpdateRate(0.001)
+
+    # -- UI --------------------------------------------------------------------------------
+    def _build_ui(self) -> None:
+        with SinglePageWithDrawerLayout(self.server, full_height=True, theme="dark") as layout:
+            self.ui = layout
+            layout.title.set_text("Slicer")
+            layout.drawer.width = 340
+            layout.drawer.v_model = ("sc_drawer",)
+            with layout.toolbar:
+                layout.toolbar.density = "compact"
+                v3.VSpacer()
+                html.Div("{{ sc_volume_name }}", classes="text-caption mx-2", id="sc-volume-name")
+                v3.VSelect(
+                    v_model=("sc_layout",),
+                    items=("sc_layouts",),
+                    label="Layout",
+                    density="compact",
+                    hide_details=True,
+                    style="max-width: 220px",
+                    classes="mx-2",
+                    id="sc-layout",
+                )
+                with v3.VBtnToggle(density="compact", classes="mx-1", divided=True, variant="outlined"):
+                    v3.VBtn(
+                        "{{ p.title }}",
+                        v_for="p in sc_wl_presets",
+                        key="p.value",
+                        size="small",
+                        click=(self.apply_window_preset, "[p.value]"),
+                        id=("`sc-wl-${p.value}`",),
+                    )
+                v3.VSwitch(
+                    v_model=("sc_vr_on",),
+                    label="3D rendering",
+                    density="compact",
+                    hide_details=True,
+                    color="primary",
+                    classes="mx-2",
+                    id="sc-vr-switch",
+                )
+                MarkupsButton()
+                v3.VBtn("Save", prepend_icon="mdi-content-save", click=self.save_segmentation, id="sc-save", classes="mx-1")
+                with v3.VBtn(prepend_icon="mdi-upload", classes="mx-1", tag="label", id="sc-upload"):
+                    html.Span("Upload")
+                    html.Input(type="file", id="sc-upload-input", style="display:none")
+
+            with layout.drawer:
+                with v3.VTabs(v_model=("sc_panel",), density="compact", grow=True):
+                    v3.VTab("Data", value="data")
+                    v3.VTab("Segment", value="segment")
+                    v3.VTab("Display", value="display")
+                with v3.VWindow(v_model=("sc_panel",)):
+                    with v3.VWindowItem(value="data"):
+                        self._data_panel()
+                    with v3.VWindowItem(value="segment"):
+                        self._segment_panel()
+                    with v3.VWindowItem(value="display"):
+                        self._display_panel()
+
+            with layout.content:
+                with html.Div(style="position: relative; width: 100%; height: 100%;"):
+                    v3.VProgressLinear(indeterminate=True, v_if=("sc_busy",), absolute=True, color="primary")
+                    v3.VAlert(
+                        text=("sc_message",),
+                        type=("sc_message_type",),
+                        v_if=("sc_message",),
+                        closable=True,
+                        density="compact",
+                        id="sc-message",
+                        style="position: absolute; top: 8px; left: 50%; transform: translateX(-50%); z-index: 10; max-width: 80%;",
+                        click_close="sc_message = ''",
+                    )
+                    html.Div(
+                        "{{ sc_busy }}",
+                        v_if=("sc_busy",),
+                        id="sc-busy",
+                        style="position: absolute; bottom: 8px; left: 8px; z-index: 10;",
+                        classes="text-caption",
+                    )
+                    self.layout_manager.initialize_layout_grid(layout)
+
+    def _data_panel(self) -> None:
+        with v3.VCard(flat=True, classes="pa-2"):
+            with html.Div(classes="d-flex align-center"):
+                html.Div("Files in the data folder", classes="text-subtitle-2")
+                v3.VSpacer()
+                v3.VBtn(icon="mdi-refresh", size="small", variant="text", click=self.refresh_files, id="sc-refresh")
+            with v3.VList(density="compact", id="sc-file-list"):
+                v3.VListItem(
+                    v_for="f in sc_files",
+                    key="f.path",
+                    title=("f.path",),
+                    subtitle=("f.note",),
+                    prepend_icon=("f.icon",),
+                    click=(self.open_relative, "[f.path]"),
+                    classes="sc-file",
+                )
+                v3.VListItem(
+                    v_if="!sc_files.length",
+                    title="No images here yet: upload one, or start with --data DIR.",
+                )
+            with html.Div(v_if=("sc_series.length",), classes="mt-2", id="sc-series-picker"):
+                html.Div("Pick a DICOM series", classes="text-subtitle-2")
+                with v3.VList(density="compact"):
+                    v3.VListItem(
+                        v_for="s in sc_series",
+                        key="s.uid",
+                        title=("s.title",),
+                        click=(self._open_series, "[s.uid]"),
+                        classes="sc-series",
+                    )
+            with html.Div(v_if=("sc_saved_url",), classes="mt-2"):
+                html.A(
+                    "Download {{ sc_saved_path }}",
+                    href=("sc_saved_url",),
+                    download=True,
+                    id="sc-download",
+                )
+
+    async def _open_series(self, uid: str) -> None:
+        folder = Path(self.state.sc_series_folder)
+        await self.open_async(folder, label=self.data_root.relative(folder), series_uid=uid)
+
+    def _segment_panel(self) -> None:
+        self.segment_editor_ui = SegmentEditorUI()
+        self.segment_editor_logic.set_ui(self.segment_editor_ui)
+
+    def _display_panel(self) -> None:
+        ui = VolumePropertyUI()
+        self.volume_property_logic.set_ui(ui)
+
+
+def _is_label_name(path: Path) -> bool:
+    name = path.name.lower()
+    return "label" in name or name.endswith(".seg.nrrd")
+
+
+def _free_name(folder: Path, name: str) -> Path:
+    """``name`` in ``folder``, or ``stem-1.ext``, ``stem-2.ext``... when taken."""
+    target = folder / name
+    if not target.exists():
+        return target
+    stem, dot, suffix = name.partition(".")
+    for n in range(1, 10_000):
+        target = folder / f"{stem}-{n}{dot}{suffix}"
+        if not target.exists():
+            return target
+    raise SlicerCloudError("Too many files with that name in the uploads folder.", status=409)
+
+
+def _remove_staged(data_root: DataRoot, staged: str) -> None:
+    try:
+        path = data_root.resolve(staged, must_exist=False)
+    except SlicerCloudError:
+        return
+    if path.is_file():
+        path.unlink(missing_ok=True)
+    parent = path.parent
+    if parent.name != ".uploads" and ".uploads" in parent.parts:
+        shutil.rmtree(parent, ignore_errors=True)
