@@ -450,6 +450,11 @@ def inspect_nifti(path: Path, limits: Limits, *, check_data: bool = True) -> Ima
     spacing, direction = spacing_and_direction(name, vectors)
     origin = ras_origin * lps
 
+    if version == 2:
+        # Slicer reads NIfTI through ITK, which only carries the NIfTI-1 library.
+        raise SlicerCloudError(
+            f"{name} is a NIfTI-2 file, which Slicer cannot open; save it as NIfTI-1 (.nii or .nii.gz)."
+        )
     vox_offset = int(field["vox_offset"][0])
     if vox_offset < header_size or vox_offset > 2**40:
         raise SlicerCloudError(f"{name} has an invalid data offset (vox_offset {field['vox_offset'][0]}).")
@@ -475,12 +480,21 @@ def inspect_nifti(path: Path, limits: Limits, *, check_data: bool = True) -> Ima
 
 
 def _nifti_affine(name: str, field: dict, pixdim: list[float], spacing: list[float]) -> tuple[np.ndarray, np.ndarray]:
-    """RAS axis vectors (columns, spacing included) and origin: sform, else qform, else pixdim."""
-    if field["sform_code"][0] > 0:
+    """RAS axis vectors (columns, spacing included) and origin, chosen the way ITK (and so
+    Slicer) chooses: the sform when it is the scanner's or there is no qform, else the qform;
+    spacing always from pixdim; neither form: LPS-aligned axes at the origin."""
+    sform_code, qform_code = field["sform_code"][0], field["qform_code"][0]
+    if sform_code > 0 and (sform_code == 1 or qform_code <= 0):
         srow = np.asarray(field["srow"], dtype=float).reshape(3, 4)
-        if np.all(np.isfinite(srow)) and abs(np.linalg.det(srow[:, :3])) > 0:
-            return srow[:, :3], srow[:, 3]
-    if field["qform_code"][0] > 0:
+        axes = _orthonormal_columns(srow[:, :3]) if np.all(np.isfinite(srow)) else None
+        if axes is not None:
+            return axes * np.asarray(spacing), srow[:, 3]
+        if qform_code <= 0:
+            raise SlicerCloudError(
+                f"{name} has a sheared or invalid orientation (sform) and no qform to fall back on; "
+                "Slicer only places images with perpendicular axes."
+            )
+    if qform_code > 0:
         b, c, d, qx, qy, qz = (float(x) for x in field["quatern"])
         if not all(np.isfinite((b, c, d, qx, qy, qz))):
             raise SlicerCloudError(f"{name} has a non-finite orientation (qform).")
@@ -498,8 +512,18 @@ def _nifti_affine(name: str, field: dict, pixdim: list[float], spacing: list[flo
         qfac = -1.0 if pixdim[0] < 0 else 1.0
         scale = np.array([spacing[0], spacing[1], spacing[2] * qfac])
         return rotation * scale, np.array([qx, qy, qz])
-    # No orientation at all (ANALYZE-style): axes along RAS, spacing from pixdim.
-    return np.diag(spacing), np.zeros(3)
+    # No orientation at all (ANALYZE-style): ITK places the axes along L, P, S from the origin.
+    return np.diag([-spacing[0], -spacing[1], spacing[2]]), np.zeros(3)
+
+
+def _orthonormal_columns(matrix: np.ndarray) -> np.ndarray | None:
+    """The unit columns of ``matrix`` when they are perpendicular (no shear), else None."""
+    norms = np.linalg.norm(matrix, axis=0)
+    if np.any(norms <= 0):
+        return None
+    unit = matrix / norms
+    gram = unit.T @ unit
+    return unit if np.allclose(gram, np.eye(3), atol=1e-3) else None
 
 
 # --------------------------------------------------------------------------------------------
