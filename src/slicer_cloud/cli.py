@@ -119,6 +119,43 @@ def desktop_install_slicer(
     typer.echo(f"Slicer is installed: {executable}")
 
 
+# --- image files and the built-in sample (core) -----------------------------------------------
+@app.command("inspect")
+def inspect_cmd(
+    paths: Annotated[list[Path], typer.Argument(help="Image files (NRRD, NIfTI, MetaImage, DICOM) or DICOM folders.")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line instead of text.")] = False,
+) -> None:
+    """Check images from their headers (size limits, truncation, bombs) and print their geometry."""
+    import json
+
+    from slicer_cloud.core.images import inspect_image
+
+    failed = False
+    for path in paths:
+        try:
+            info = inspect_image(path)
+        except SlicerCloudError as error:
+            typer.secho(f"error: {error.message}", err=True, fg=typer.colors.RED)
+            failed = True
+            continue
+        typer.echo(json.dumps(info.as_dict()) if as_json else info.summary())
+    if failed:
+        raise typer.Exit(code=2)
+
+
+@app.command()
+def sample(
+    dicom: Annotated[Optional[Path], typer.Option("--dicom", help="Also write the sample as a DICOM series into this folder.")] = None,
+) -> None:
+    """Print the path of the built-in sample CT (a phantom NRRD), generating it on first use."""
+    from slicer_cloud.core.phantom import make_phantom, sample_path, write_dicom_series
+
+    typer.echo(sample_path())
+    if dicom is not None:
+        files = write_dicom_series(dicom, make_phantom())
+        typer.echo(f"{len(files)} DICOM files in {dicom}")
+
+
 def main() -> None:
     app()
 

@@ -375,3 +375,19 @@ def test_slicer_places_nifti_metaimage_and_nrrd_where_inspect_image_says(tmp_pat
         flip = np.diag([-1.0, -1.0, 1.0])
         theirs = _corners(dims, spacing, flip @ np.asarray(ras_origin), flip @ np.asarray(ras_directions))
         assert np.allclose(theirs, _corners(info.dimensions, info.spacing, info.origin, info.direction), atol=1e-3), path.name
+
+
+def test_inspect_command_prints_geometry_and_fails_on_bad_files(tmp_path):
+    from typer.testing import CliRunner
+
+    from slicer_cloud.cli import app
+
+    good = tmp_path / "ct.nrrd"
+    write_nrrd(good, corpus.small_array(), (0.5, 0.5, 2.0), (1.0, 2.0, 3.0))
+    bad = corpus.CASES[0].build(tmp_path)
+    runner = CliRunner()
+    result = runner.invoke(app, ["inspect", str(good)])
+    assert result.exit_code == 0 and "16 x 16 x 8 voxels" in result.output and "0.5, 0.5, 2" in result.output
+    result = runner.invoke(app, ["inspect", "--json", str(good), str(bad)])
+    assert result.exit_code == 2
+    assert '"dimensions": [16, 16, 8]' in result.output and "is not an image Slicer can open" in result.output

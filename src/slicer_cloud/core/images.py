@@ -60,6 +60,22 @@ class ImageInfo:
     def nbytes(self) -> int:
         return self.voxels * np.dtype(self.scalar_type).itemsize
 
+    def summary(self) -> str:
+        """A few lines a person reads: size, type, spacing, where it sits."""
+        i, j, k = self.dimensions
+        kind = "segmentation" if self.is_segmentation else "volume"
+        channels = f" x {self.components} components" if self.components > 1 else ""
+        megabytes = self.nbytes / 1024**2
+        return "\n".join(
+            [
+                f"{self.path.name}: {self.format} {kind}, {i} x {j} x {k} voxels{channels}, {self.scalar_type} ({megabytes:.1f} MiB)",
+                "  spacing (mm): " + ", ".join(f"{v:g}" for v in self.spacing),
+                "  origin (LPS mm): " + ", ".join(f"{v:.3f}" for v in self.origin),
+                "  axes i, j, k (LPS): "
+                + "; ".join("(" + ", ".join(f"{row[n]:.3f}" for row in self.direction) + ")" for n in range(3)),
+            ]
+        )
+
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values (for APIs and logs)."""
         data = asdict(self)
