@@ -37,7 +37,7 @@ from slicer_cloud.core.presets import WINDOW_PRESET_TITLES, WINDOW_PRESETS, look
 from slicer_cloud.core.scene import LoadedVolume, load_segmentation, load_volume
 from slicer_cloud.errors import SlicerCloudError
 from slicer_cloud.store import DataRoot, atomic_output
-from slicer_cloud.viewer.layouts import DEFAULT_LAYOUT, LAYOUT_TITLES, view_layouts
+from slicer_cloud.viewer.layouts import DEFAULT_LAYOUT, LAYOUT_ICONS, LAYOUT_TITLES, view_layouts
 from slicer_cloud.viewer.listing import list_data_files
 
 log = logging.getLogger("slicer_cloud.viewer")
@@ -96,7 +96,7 @@ class ViewerApp(TrameApp):
         s.sc_volume_name = ""
         s.sc_is_ct = False
         s.sc_layout = DEFAULT_LAYOUT
-        s.sc_layouts = [{"value": k, "title": v} for k, v in LAYOUT_TITLES.items()]
+        s.sc_layouts = [{"value": k, "title": v, "icon": LAYOUT_ICONS[k]} for k, v in LAYOUT_TITLES.items()]
         s.sc_wl_presets = [{"value": k, "title": WINDOW_PRESET_TITLES[k]} for k in [*WINDOW_PRESETS, "auto"]]
         s.sc_vr_on = False
         s.sc_series = []
@@ -389,16 +389,18 @@ class ViewerApp(TrameApp):
                 layout.toolbar.density = "compact"
                 v3.VSpacer()
                 html.Div("{{ sc_volume_name }}", classes="text-caption mx-2", id="sc-volume-name")
-                v3.VSelect(
-                    v_model=("sc_layout",),
-                    items=("sc_layouts",),
-                    label="Layout",
-                    density="compact",
-                    hide_details=True,
-                    style="max-width: 220px",
-                    classes="mx-2",
-                    id="sc-layout",
-                )
+                with v3.VBtnToggle(
+                    v_model=("sc_layout",), mandatory=True, density="compact", classes="mx-1", divided=True, variant="outlined"
+                ):
+                    v3.VBtn(
+                        icon=("l.icon",),
+                        v_for="l in sc_layouts",
+                        key="l.value",
+                        value=("l.value",),
+                        size="small",
+                        title=("l.title",),
+                        id=("`sc-layout-${l.value}`",),
+                    )
                 with v3.VBtnToggle(density="compact", classes="mx-1", divided=True, variant="outlined"):
                     v3.VBtn(
                         "{{ p.title }}",

@@ -10,6 +10,12 @@ LAYOUT_TITLES: dict[str, str] = {
     "three": "Three slices",
     "3d": "3D only",
 }
+LAYOUT_ICONS: dict[str, str] = {
+    "quad": "mdi-view-grid-outline",
+    "axial": "mdi-square-outline",
+    "three": "mdi-view-column-outline",
+    "3d": "mdi-cube-outline",
+}
 DEFAULT_LAYOUT = "quad"
 
 

@@ -131,7 +131,8 @@ class SessionManager:
 
     # -- sessions --------------------------------------------------------------------------
     async def _launch(self) -> Session:
-        session_id = secrets.token_urlsafe(9)
+        # lowercase: the trame client lowercases the websocket URL it is given
+        session_id = secrets.token_hex(8)
         secret = secrets.token_urlsafe(24)
         key_file = self._key_dir / f"{session_id}.key"
         fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
