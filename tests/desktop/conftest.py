@@ -1,8 +1,11 @@
 """Fixtures for the remote desktop: real services (Xvnc, openbox, the programs, the web side)
-started as `slicer-cloud desktop` processes on free loopback ports, stopped by their PID."""
+started as `slicer-cloud desktop` processes on free loopback ports, stopped by their PID.
+The browser is the suite's shared headless Chromium (tests/conftest.py)."""
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import os
 import re
 import signal
@@ -17,17 +20,6 @@ import requests
 
 from slicer_cloud.desktop import proctree
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 @dataclass
 class Desktop:
@@ -116,19 +108,27 @@ def start_desktop(tmp: Path, *args: str, token: str = "desk-token-1", env: dict[
     return desktop
 
 
+@pytest.fixture(scope="session")
+def run_async():
+    """``run_async(coroutine)``: run it to completion on a fresh loop in its own thread (the
+    suite's Playwright keeps an event loop running in the main thread)."""
+
+    def run(coroutine, timeout_s: float = 120):
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            return pool.submit(asyncio.run, coroutine).result(timeout=timeout_s)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def launch_desktop():
+    """``launch_desktop(tmp, *options)``: start a desktop; the caller stops it."""
+    return start_desktop
+
+
 @pytest.fixture(scope="module")
 def desktop(tmp_path_factory) -> Desktop:
     """The default desktop: no Slicer here, so the fallback (terminal + viewer)."""
     running = start_desktop(tmp_path_factory.mktemp("desktop"), "--geometry", "1280x720")
     yield running
     running.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()

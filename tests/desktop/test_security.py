@@ -53,19 +53,19 @@ async def _upgrade(url: str, headers: dict[str, str]) -> tuple[int, bytes]:
             return error.status, b""
 
 
-def test_bare_websocket_upgrade_is_refused_without_the_token(desktop):
+def test_bare_websocket_upgrade_is_refused_without_the_token(desktop, run_async):
     ws_url = desktop.base.replace("http://", "ws://") + "websockify"
-    assert asyncio.run(_upgrade(ws_url, {}))[0] == 403
-    assert asyncio.run(_upgrade(ws_url + "?token=wrong", {}))[0] == 403
-    assert asyncio.run(_upgrade(ws_url, {"Authorization": "Bearer wrong"}))[0] == 403
+    assert run_async(_upgrade(ws_url, {}))[0] == 403
+    assert run_async(_upgrade(ws_url + "?token=wrong", {}))[0] == 403
+    assert run_async(_upgrade(ws_url, {"Authorization": "Bearer wrong"}))[0] == 403
     # The right token from another site's page (cross-site websocket hijacking) is refused too.
     evil = {"Authorization": f"Bearer {desktop.token}", "Origin": "http://evil.example"}
-    assert asyncio.run(_upgrade(ws_url, evil))[0] == 403
+    assert run_async(_upgrade(ws_url, evil))[0] == 403
 
 
-def test_websocket_with_the_token_reaches_the_vnc_server(desktop):
+def test_websocket_with_the_token_reaches_the_vnc_server(desktop, run_async):
     ws_url = desktop.base.replace("http://", "ws://") + "websockify"
-    status, first = asyncio.run(_upgrade(ws_url, {"Authorization": f"Bearer {desktop.token}"}))
+    status, first = run_async(_upgrade(ws_url, {"Authorization": f"Bearer {desktop.token}"}))
     assert status == 101
     assert first.startswith(b"RFB 003.00")  # the VNC server's protocol greeting
 

@@ -138,7 +138,7 @@ class Supervisor:
         if len(program.exits) > self.max_restarts:
             tail = program.tail()
             self._fail(
-                f"{reason}, the {len(program.exits)}th time within {self.restart_window_s:.0f} s; giving up."
+                f"{reason} ({len(program.exits)} times within {self.restart_window_s:.0f} s); giving up."
                 + (f"\nIts last output:\n{tail}" if tail else "")
             )
             return
