@@ -156,6 +156,68 @@ def sample(
         typer.echo(f"{len(files)} DICOM files in {dicom}")
 
 
+# --- headless compute API and batch runs (issue #3) -----------------------------------------
+EngineOpt = Annotated[str, typer.Option("--engine", help="Where jobs run: local (a pool of processes) or dask.")]
+SchedulerOpt = Annotated[
+    Optional[str], typer.Option("--scheduler", help="Dask scheduler address (tcp://host:8786). Omitted: a LocalCluster.")
+]
+WorkersOpt = Annotated[Optional[int], typer.Option("--workers", min=1, help="Jobs at once (local) or LocalCluster workers. Default: cores.")]
+ModulesPathOpt = Annotated[
+    Optional[list[Path]], typer.Option("--modules-path", help="A folder of CLI module executables that answer --xml (repeatable).")
+]
+
+
+@app.command()
+def api(
+    data: Annotated[Optional[Path], typer.Option("--data", help="Data folder: items, jobs and paths clients may name. Default: .")] = None,
+    host: HostOpt = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port (0: any free port).")] = 8000,
+    token: TokenOpt = None,
+    engine: EngineOpt = "local",
+    scheduler: SchedulerOpt = None,
+    workers: WorkersOpt = None,
+    modules_path: ModulesPathOpt = None,
+) -> None:
+    """Serve the headless compute REST API (OpenAPI page at /docs): upload scans, run CLI modules as jobs."""
+    from slicer_cloud.compute.server import run_api
+
+    try:
+        run_api(data=data, host=host, port=port, token=token, engine=engine, scheduler=scheduler, workers=workers,
+                modules_path=modules_path or [])
+    except SlicerCloudError as error:
+        _fail(error)
+
+
+@app.command("run")
+def run_cmd(
+    module: Annotated[str, typer.Argument(help="Module name, e.g. threshold (slicer-cloud run --list shows them).")] = "",
+    inputs: Annotated[Optional[list[str]], typer.Argument(help="Input files, folders or globs: one case each.")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="A parameter as NAME=VALUE (repeatable); {stem} in output names.")] = None,
+    engine: EngineOpt = "local",
+    scheduler: SchedulerOpt = None,
+    workers: WorkersOpt = None,
+    out: Annotated[Path, typer.Option("--out", help="Folder for the outputs and summary.csv.")] = Path("slicer-cloud-results"),
+    modules_path: ModulesPathOpt = None,
+    list_modules: Annotated[bool, typer.Option("--list", help="List the modules and exit.")] = False,
+) -> None:
+    """Run one module over many inputs, with a progress bar and a summary; failed cases do not stop the batch."""
+    from slicer_cloud.compute.batch import run_batch
+
+    try:
+        if list_modules or not module:
+            from slicer_cloud.compute.modules.registry import Registry
+
+            for entry in Registry(modules_path or []).entries():
+                typer.echo(f"{entry.name:22} {entry.descriptor.title} ({entry.descriptor.category})")
+            return
+        cases = run_batch(module, inputs or [], sets=set_ or [], out=out, engine=engine, scheduler=scheduler,
+                          workers=workers, modules_path=modules_path or [])
+    except SlicerCloudError as error:
+        _fail(error)
+    if any(case.state != "succeeded" for case in cases):
+        raise typer.Exit(code=1)
+
+
 def main() -> None:
     app()
 

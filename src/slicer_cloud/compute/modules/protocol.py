@@ -71,9 +71,14 @@ def read_return_parameters(path: Path, descriptor: ModuleDescriptor) -> dict[str
         return {}
     if path.stat().st_size > _MAX_RETURN_FILE:
         raise SlicerCloudError("The module's return-parameter file is larger than 1 MiB.", status=500)
+    return parse_return_text(path.read_text(errors="replace"), descriptor)
+
+
+def parse_return_text(text: str, descriptor: ModuleDescriptor) -> dict[str, Any]:
+    """``name = value`` lines, typed by the descriptor's output parameters."""
     known = {p.name: p for p in descriptor.return_parameters}
     values: dict[str, Any] = {}
-    for line in path.read_text(errors="replace").splitlines():
+    for line in text[:_MAX_RETURN_FILE].splitlines():
         name, sep, text = line.partition("=")
         name, text = name.strip(), text.strip()
         if not sep or not name:
