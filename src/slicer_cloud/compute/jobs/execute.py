@@ -26,16 +26,33 @@ LOG_TAIL_LINES = 40
 _MAX_LINE = 2000
 
 
-def _limit_memory(memory_bytes: int | None) -> Callable[[], None] | None:
-    if not memory_bytes:
-        return None
+def _child_setup(memory_bytes: int | None) -> Callable[[], None]:
+    """Runs in the child between fork and exec: the memory limit, and death with its parent
+    (so a server killed with -9 leaves no module running; Linux only)."""
 
-    def apply() -> None:  # runs in the child between fork and exec: setrlimit only
+    def apply() -> None:
         import resource
 
-        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+        if memory_bytes:
+            resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+        if _PRCTL is not None:
+            _PRCTL(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
     return apply
+
+
+def _load_prctl():
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _load_prctl()
 
 
 def _kill_tree(process: subprocess.Popen, grace_s: float = 2.0) -> None:
@@ -101,7 +118,7 @@ def execute(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,  # its own process group: cancel ends the whole tree
-            preexec_fn=_limit_memory(spec.memory_bytes),
+            preexec_fn=_child_setup(spec.memory_bytes),
         )
     except OSError as error:
         return JobOutcome("failed", error=f"The module could not be started: {error.strerror or error}")

@@ -80,8 +80,12 @@ def otsu(values: np.ndarray, bins: int) -> float:
         mean_high = (mass_low[-1] - mass_low) / weight_high
         between = weight_low * weight_high * (mean_low - mean_high) ** 2
     between = np.nan_to_num(between[:-1], nan=-1.0)
+    # Well separated classes leave a plateau of equal scores across the empty bins between
+    # them: take its middle rather than the edge of the lower class.
+    best = np.flatnonzero(between >= between.max() * (1 - 1e-9))
+    middle = best[len(best) // 2] if best.size and np.all(np.diff(best) == 1) else int(np.argmax(between))
     # The threshold is the upper edge of the last bin of the lower class.
-    return float(edges[int(np.argmax(between)) + 1])
+    return float(edges[int(middle) + 1])
 
 
 def run(values: dict[str, Any], progress: Progress) -> dict[str, Any]:
