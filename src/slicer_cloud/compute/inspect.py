@@ -179,15 +179,18 @@ def convert_model(source: str, target: str) -> str:
         from vtkmodules.vtkCommonDataModel import vtkMultiBlockDataSet
         from vtkmodules.vtkIOGeometry import vtkGLTFWriter
 
+        # The writer reads its input as a scene: a block per renderer, in it a block per actor.
+        actors = vtkMultiBlockDataSet()
+        actors.SetNumberOfBlocks(1)
+        actors.SetBlock(0, polydata)
         blocks = vtkMultiBlockDataSet()
         blocks.SetNumberOfBlocks(1)
-        blocks.SetBlock(0, polydata)
+        blocks.SetBlock(0, actors)
         with atomic_output(out) as tmp:
             writer = vtkGLTFWriter()
             writer.SetFileName(str(tmp))
             writer.SetInputData(blocks)
-            writer.SetBinary(out.suffix.lower() == ".glb")
-            writer.SetInlineData(True)
+            writer.SetInlineData(True)  # one self-contained file (binary when the name ends .glb)
             writer.Write()
         return target
     write_polydata(polydata, out)

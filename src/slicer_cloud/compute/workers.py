@@ -23,6 +23,26 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+def _guarded(fn: Callable[..., T], *args: Any) -> tuple[str, Any, int]:
+    """Runs in the worker: a user error comes back whole (its status survives the trip)."""
+    try:
+        return ("ok", fn(*args), 0)
+    except SlicerCloudError as error:
+        return ("error", error.message, error.status)
+    except Exception as error:  # noqa: BLE001 - a reader choking on a malformed file
+        import traceback
+
+        traceback.print_exc()  # to the server's log
+        return ("error", f"The file could not be processed ({type(error).__name__}: {error}).", 422)
+
+
+def _unwrap(result: tuple[str, Any, int]) -> Any:
+    kind, value, status = result
+    if kind == "error":
+        raise SlicerCloudError(value, status=status)
+    return value
+
+
 class WorkerPool:
     def __init__(self, name: str, max_workers: int = 1, *, default_timeout_s: float = 120.0):
         self.name = name
@@ -57,9 +77,9 @@ class WorkerPool:
     def call(self, fn: Callable[..., T], *args: Any, timeout_s: float | None = None) -> T:
         """Run ``fn(*args)`` in a worker and wait (for threads, such as a job engine's)."""
         pool = self._executor()
-        future = pool.submit(fn, *args)
+        future = pool.submit(_guarded, fn, *args)
         try:
-            return future.result(timeout=timeout_s or self.default_timeout_s)
+            return _unwrap(future.result(timeout=timeout_s or self.default_timeout_s))
         except BrokenProcessPool:
             self._discard(pool)
             raise SlicerCloudError("The file could not be read: the reader crashed on it.", status=422) from None
@@ -71,8 +91,8 @@ class WorkerPool:
         """Run ``fn(*args)`` in a worker without blocking the event loop."""
         pool = self._executor()
         try:
-            future = asyncio.wrap_future(pool.submit(fn, *args))
-            return await asyncio.wait_for(future, timeout=timeout_s or self.default_timeout_s)
+            future = asyncio.wrap_future(pool.submit(_guarded, fn, *args))
+            return _unwrap(await asyncio.wait_for(future, timeout=timeout_s or self.default_timeout_s))
         except BrokenProcessPool:
             self._discard(pool)
             raise SlicerCloudError("The file could not be read: the reader crashed on it.", status=422) from None
