@@ -118,7 +118,7 @@ class FallbackViewer:
         self.view_renderer = vtk.vtkRenderer()
         self.view_renderer.SetViewport(0.5, 0.0, 1.0, 1.0 - BAND_FRACTION)
         self.view_renderer.SetBackground(0.1, 0.12, 0.25)
-        self.view_renderer.AddActor(_isosurface(image, low + 0.35 * (high - low)))
+        self.view_renderer.AddActor(_isosurface(image, _surface_level(low, high)))
         self.view_renderer.AddViewProp(_text("Up/Down: slice  Left/Right: turn\nSpace: spin  a: scroll slices", 12, (0.9, 0.9, 0.9), (8, 8)))
         self.window.AddRenderer(self.view_renderer)
         self.view_renderer.ResetCamera()
@@ -187,6 +187,13 @@ def _robust_range(image: vtk.vtkImageData) -> tuple[float, float]:
     if high <= low:
         low, high = float(sample.min()), float(sample.max()) or 1.0
     return float(low), float(high)
+
+
+def _surface_level(low: float, high: float) -> float:
+    """Bone and contrast-filled vessels for a CT (air at -1000 HU), else a third of the range."""
+    if low <= -900 and high >= 300:
+        return 200.0
+    return low + 0.35 * (high - low)
 
 
 def _isosurface(image: vtk.vtkImageData, level: float) -> vtk.vtkActor:

@@ -139,7 +139,12 @@ def plan_desktop(
     notes: list[str] = []
     terminal = find_terminal()
     if terminal:
-        programs.append(ProgramSpec(name="terminal", argv=[terminal], env=program_env, cwd=data_dir))
+        argv = [terminal]
+        if Path(terminal).name == "xterm":
+            # Right of the viewer, anchored top left: the page shrinks the screen to the browser
+            # window right after connecting, and windows anchored elsewhere would slide off it.
+            argv += ["-geometry", "44x30+910+0", "-fa", "DejaVu Sans Mono", "-fs", "10", "-title", "terminal"]
+        programs.append(ProgramSpec(name="terminal", argv=argv, env=program_env, cwd=data_dir))
     else:
         notes.append("No terminal program (xterm) is installed; the desktop shows the viewer only.")
     viewer = [sys.executable, "-m", "slicer_cloud.desktop.fallback_viewer"]

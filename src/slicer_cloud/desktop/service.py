@@ -173,6 +173,11 @@ async def serve_desktop(
 
 
 async def _start_window_manager(supervisor: Supervisor, env: dict[str, str], cwd: Path) -> None:
+    xsetroot = shutil.which("xsetroot")
+    if xsetroot:  # a calm grey instead of the X server's black root window
+        with contextlib.suppress(OSError, asyncio.TimeoutError):
+            done = await asyncio.create_subprocess_exec(xsetroot, "-solid", "#3c4349", env=env, stderr=asyncio.subprocess.DEVNULL)
+            await asyncio.wait_for(done.wait(), 5)
     openbox = shutil.which("openbox")
     if not openbox:
         log.warning("openbox is not installed: windows will have no frames and cannot be moved (apt-get install openbox).")

@@ -1,0 +1,283 @@
+"""Benchmark of the remote desktop (`slicer-cloud desktop`) with its fallback viewer.
+
+Measures, in real headless Chromium on loopback:
+
+* start to first frame: from launching the command to the program's window on the page's canvas;
+* traffic (server to browser, through the websocket) while idle, while the 3D view spins and
+  while the slice view scrolls (the viewer's Space and ``a`` keys, 20 steps a second);
+* memory of the whole process tree (service, Xvnc, openbox, terminal, viewer).
+
+Run: ``.venv/bin/python -m benchmarks.desktop [--runs 3] [--seconds 10] [--screenshot]``.
+Writes its section of docs/benchmarks.md (and, with --screenshot, docs/img/desktop.png).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.report import machine_line, markdown_table, write_section
+from slicer_cloud.desktop import proctree
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+VIEWPORT = {"width": 1280, "height": 800}
+TOKEN = "benchmark-token"
+
+# Counts the fallback viewer's magenta band on the noVNC canvas (every 4th pixel).
+BAND_PIXELS_JS = """() => {
+  const canvas = document.querySelector('#screen canvas');
+  if (!canvas || !canvas.width) return 0;
+  const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+  let n = 0;
+  for (let i = 0; i < data.length; i += 16) {
+    if (data[i] > 215 && data[i + 1] < 40 && data[i + 2] > 215) n++;
+  }
+  return n;
+}"""
+BAND_MIN_PIXELS = 1500
+
+# Counts the changes of one canvas region on every animation frame: the screen updates the
+# browser actually shows there (at most the display rate, 60/s).
+SAMPLER_JS = """(region) => {
+  const canvas = document.querySelector('#screen canvas');
+  const ctx = canvas.getContext('2d');
+  window.__updates = 0;
+  window.__sampling = true;
+  let last = null;
+  function tick() {
+    const data = ctx.getImageData(region.x, region.y, region.w, region.h).data;
+    let hash = 0;
+    for (let i = 0; i < data.length; i += 4) hash = (hash * 31 + data[i] + 7 * data[i + 1] + 13 * data[i + 2]) | 0;
+    if (last !== null && hash !== last) window.__updates++;
+    last = hash;
+    if (window.__sampling) requestAnimationFrame(tick);
+  }
+  requestAnimationFrame(tick);
+}"""
+
+# The band's bounding box on the canvas: where the viewer window is.
+BAND_BOX_JS = """() => {
+  const canvas = document.querySelector('#screen canvas');
+  const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+  let x0 = 1e9, y0 = 1e9, x1 = -1, y1 = -1;
+  for (let y = 0; y < canvas.height; y += 2) for (let x = 0; x < canvas.width; x += 2) {
+    const i = 4 * (y * canvas.width + x);
+    if (data[i] > 215 && data[i + 1] < 40 && data[i + 2] > 215) {
+      x0 = Math.min(x0, x); y0 = Math.min(y0, y); x1 = Math.max(x1, x); y1 = Math.max(y1, y);
+    }
+  }
+  return {x0, y0, x1, y1};
+}"""
+
+
+def start_service(tmp: Path) -> tuple[subprocess.Popen, str, float]:
+    # HOME is the data folder, so the terminal's prompt in the screenshot reads '~'.
+    env = dict(os.environ, SLICER_CLOUD_CACHE_DIR=str(tmp / "cache"), HOME=str(tmp))
+    env.pop("SLICER_EXECUTABLE", None)
+    command = [sys.executable, "-m", "slicer_cloud.cli", "desktop", "--port", "0", "--token", TOKEN, "--data", str(tmp)]
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    assert process.stdout is not None
+    for _ in range(200):
+        line = process.stdout.readline()
+        match = re.search(r"Serving on (\S+)", line)
+        if match:
+            return process, match.group(1), started
+        if not line:
+            break
+    process.kill()
+    raise SystemExit("the desktop did not start")
+
+
+def stop_service(process: subprocess.Popen) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
+def wait_band(page, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if page.evaluate(BAND_PIXELS_JS) >= BAND_MIN_PIXELS:
+            return
+        time.sleep(0.02)
+    raise SystemExit("the fallback viewer never appeared on the page")
+
+
+def measure_start(browser, tmp: Path) -> dict[str, float]:
+    process, url, started = start_service(tmp)
+    serving = time.perf_counter() - started
+    try:
+        context = browser.new_context(viewport=VIEWPORT)
+        page = context.new_page()
+        opened = time.perf_counter()
+        page.goto(url)
+        page.wait_for_selector("body[data-state=connected]", timeout=60_000)
+        connected = time.perf_counter()
+        wait_band(page)
+        shown = time.perf_counter()
+        context.close()
+    finally:
+        stop_service(process)
+    return {"serving": serving, "connected": connected - opened, "page_to_frame": shown - opened, "start_to_frame": shown - started}
+
+
+def pss_bytes(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def measure_traffic_and_memory(browser, tmp: Path, seconds: float, screenshot: Path | None) -> tuple[list[list[object]], list[list[object]]]:
+    process, url, _ = start_service(tmp)
+    received = {"bytes": 0, "messages": 0}
+
+    def on_websocket(ws) -> None:
+        def on_frame(payload) -> None:
+            received["bytes"] += len(payload)
+            received["messages"] += 1
+
+        ws.on("framereceived", on_frame)
+
+    try:
+        context = browser.new_context(viewport=VIEWPORT)
+        page = context.new_page()
+        page.on("websocket", on_websocket)
+        page.goto(url)
+        page.wait_for_selector("body[data-state=connected]", timeout=60_000)
+        wait_band(page)
+        time.sleep(2.0)  # let the first full screen and the banner's resize settle
+        if screenshot is not None:
+            screenshot.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(screenshot))
+        band = page.evaluate(BAND_BOX_JS)
+        # The band is the top of the viewer window; a click there gives it the keyboard.
+        canvas_box = page.locator("#screen canvas").bounding_box()
+        assert canvas_box is not None
+        page.mouse.click(canvas_box["x"] + (band["x0"] + band["x1"]) / 2, canvas_box["y"] + (band["y0"] + band["y1"]) / 2)
+        # Under the band: the slice view on the left half, the 3D view on the right half.
+        half = (band["x1"] - band["x0"]) // 2
+        views = {
+            # lower left of the slice view: part of the image and the "slice k/N" label
+            "slice": {"x": band["x0"] + 2, "y": band["y1"] + 300, "w": 200, "h": 200},
+            "3d": {"x": band["x0"] + half + half // 2 - 100, "y": band["y1"] + 150, "w": 200, "h": 200},
+        }
+
+        def window(label: str, key: str | None, view: str) -> list[object]:
+            if key:
+                page.keyboard.press(key)
+                time.sleep(1.0)  # warm-up: the first frames after a key are larger
+            page.evaluate(SAMPLER_JS, views[view])
+            before_bytes, before_messages = received["bytes"], received["messages"]
+            t0 = time.perf_counter()
+            time.sleep(seconds)
+            elapsed = time.perf_counter() - t0
+            updates = page.evaluate("() => { window.__sampling = false; return window.__updates; }")
+            rate = (received["bytes"] - before_bytes) / elapsed
+            messages = (received["messages"] - before_messages) / elapsed
+            if key:
+                page.keyboard.press(key)
+                time.sleep(1.0)
+            return [label, f"{rate / 1024:.0f}", f"{updates / elapsed:.1f}", f"{messages:.1f}"]
+
+        traffic = [
+            window("idle (nothing moves)", None, "3d"),
+            window("3D view spinning (20 steps/s of 4 degrees)", "Space", "3d"),
+            window("slice view scrolling (20 slices/s)", "a", "slice"),
+        ]
+        memory = []
+        total_rss = total_pss = 0
+        for info in proctree.tree_memory(process.pid):
+            name = {"python": "fallback viewer (VTK)", "bash": "shell in the terminal"}.get(info.name, info.name)
+            if info.pid == process.pid:
+                name = "service (web, bridge, supervisor)"
+            pss = pss_bytes(info.pid)
+            total_rss += info.rss_bytes
+            total_pss += pss
+            memory.append([name, f"{info.rss_bytes / 1024**2:.0f}", f"{pss / 1024**2:.0f}"])
+        memory.append(["**whole tree**", f"**{total_rss / 1024**2:.0f}**", f"**{total_pss / 1024**2:.0f}**"])
+        context.close()
+    finally:
+        stop_service(process)
+    return traffic, memory
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3, help="cold starts to time (median reported)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each traffic window")
+    parser.add_argument("--screenshot", action="store_true", help="also write docs/img/desktop.png")
+    args = parser.parse_args()
+    os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
+
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright, tempfile.TemporaryDirectory(prefix="desktop-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        starts = [measure_start(browser, tmp) for _ in range(args.runs)]
+        screenshot = ROOT / "docs" / "img" / "desktop.png" if args.screenshot else None
+        traffic, memory = measure_traffic_and_memory(browser, tmp, args.seconds, screenshot)
+        browser.close()
+
+    def median(key: str) -> str:
+        return f"{statistics.median(run[key] for run in starts):.2f}"
+
+    start_table = markdown_table(
+        ["measured (median of %d cold starts)" % args.runs, "seconds"],
+        [
+            ["command start to `Serving on` (X server, window manager, programs started)", median("serving")],
+            ["page open to VNC connected", median("connected")],
+            ["page open to the program's window on the canvas", median("page_to_frame")],
+            ["**command start to first frame in the browser**", f"**{median('start_to_frame')}**"],
+        ],
+    )
+    traffic_table = markdown_table(
+        ["while (%.0f s each)" % args.seconds, "KiB/s to the browser", "view updates/s seen in the browser", "websocket messages/s"],
+        traffic,
+    )
+    memory_table = markdown_table(["process", "RSS MiB", "PSS MiB"], memory)
+    body = f"""## Remote desktop (`python -m benchmarks.desktop`)
+
+{machine_line()}
+
+`slicer-cloud desktop` with the fallback program (no Slicer binary here: xterm and a VTK viewer
+of the 256x256x128 sample CT, window 900x560), browser viewport 1280x800 so the remote screen is
+resized to about 1280x735; noVNC quality 6, compression 2; headless Chromium on loopback. Compare
+with the web viewer's section: there the server renders and streams JPEG frames of each view; here
+the X server streams screen changes of whatever program runs (VNC Tight encoding).
+
+{start_table}
+
+{traffic_table}
+
+Memory of the whole process tree, idle after the runs above:
+
+{memory_table}
+"""
+    write_section("desktop", body)
+    print(body)
+
+
+if __name__ == "__main__":
+    main()
