@@ -113,7 +113,8 @@ def plan(entry: ModuleEntry, sets: dict[str, str], out: Path) -> tuple[Parameter
     target = main_input(descriptor)
     if target.name in sets:
         raise SlicerCloudError(f"{target.name!r} comes from the inputs; do not --set it.", status=422)
-    file_values = {name: value for name, value in sets.items() if name in {p.name for p in descriptor.parameters if p.is_file}}
+    file_inputs = {p.name for p in descriptor.inputs if p.is_file}
+    file_values = {name: value for name, value in sets.items() if name in file_inputs}
     values = descriptor.validate({**{k: v for k, v in sets.items() if k not in file_values}, target.name: "input"})
     values.pop(target.name, None)
     for parameter in descriptor.inputs:

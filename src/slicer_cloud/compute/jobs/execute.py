@@ -101,6 +101,8 @@ def execute(
     started = time.monotonic()
     workdir = Path(spec.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
+    for output in spec.outputs:  # also after a restart emptied the working folder
+        Path(output.path).parent.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable if word == PYTHON else word for word in spec.argv]
     env = dict(os.environ)
     # Parallelism comes from running several jobs; one job keeps to one thread of BLAS.
