@@ -113,3 +113,30 @@ def test_a_program_that_keeps_failing_ends_the_service(run_async):
     reason = run_async(scenario())
     assert "flaky exited with code 3 (3 times within 60 s); giving up" in reason
     assert "broken config" in reason
+
+
+def test_stopping_with_a_browser_connected_closes_it_and_leaves_nothing(tmp_path, launch_desktop, run_async):
+    import aiohttp
+
+    running = launch_desktop(tmp_path, "--app", "sleep 600", "--geometry", "640x480")
+    try:
+        tree = {p.pid for p in proctree.descendants(running.pid)}
+        ws_url = running.base.replace("http://", "ws://") + "websockify"
+
+        async def connect_then_stop() -> tuple[bytes, int | None]:
+            async with aiohttp.ClientSession() as session:
+                async with session.ws_connect(ws_url, headers={"Authorization": f"Bearer {running.token}"}) as ws:
+                    greeting = (await asyncio.wait_for(ws.receive(), 10)).data
+                    os.kill(running.pid, signal.SIGTERM)
+                    while (await asyncio.wait_for(ws.receive(), 30)).type not in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
+                        pass
+                    return greeting, ws.close_code
+
+        greeting, close_code = run_async(connect_then_stop())
+        assert greeting.startswith(b"RFB ")
+        assert close_code == 1001  # "going away": the page then tries to reconnect
+        assert running.process.wait(timeout=30) == 0
+        assert "Stopping the desktop" in running.stderr()
+        assert [pid for pid in tree if alive(pid)] == []
+    finally:
+        running.stop()

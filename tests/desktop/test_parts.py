@@ -112,3 +112,17 @@ def test_xauthority_is_private_and_well_formed(tmp_path):
     assert len(cookie) == 16 and data.endswith(cookie)
     assert data[:2] == b"\xff\xff"  # family 'wild': any display of this host
     assert b"MIT-MAGIC-COOKIE-1" in data
+
+
+def test_gpu_uses_virtualgl_where_installed_else_egl(tmp_path):
+    slicer = _executable(tmp_path / "Slicer")
+    env = {"PATH": str(tmp_path / "nothing"), "DISPLAY": ":9"}
+    plan = plan_desktop(slicer=slicer, app=None, slicer_args=[], data_dir=tmp_path, env=env, gpu=True)
+    assert plan.programs[0].argv == [str(slicer)]
+    assert plan.programs[0].env["QT_XCB_GL_INTEGRATION"] == "xcb_egl"
+    vglrun = _executable(tmp_path / "vgl" / "vglrun")
+    env["PATH"] = str(vglrun.parent)
+    plan = plan_desktop(slicer=slicer, app=None, slicer_args=["--no-splash"], data_dir=tmp_path, env=env, gpu=True)
+    assert plan.programs[0].argv == [str(vglrun), str(slicer), "--no-splash"]
+    assert plan.programs[0].env["VGL_DISPLAY"] == "egl"
+    assert "QT_XCB_GL_INTEGRATION" not in plan.programs[0].env

@@ -11,9 +11,9 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,12 @@ class BridgeCounters:
     connections: int = 0
     bytes_to_browser: int = 0
     bytes_from_browser: int = 0
+    #: open websockets, closed with "going away" when the service stops
+    open: set[web.WebSocketResponse] = field(default_factory=set, repr=False)
+
+    async def close_all(self) -> None:
+        for ws in list(self.open):
+            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"the desktop is stopping")
 
 
 async def bridge(request: web.Request, open_vnc: OpenVnc, counters: BridgeCounters) -> web.StreamResponse:
@@ -45,6 +51,7 @@ async def bridge(request: web.Request, open_vnc: OpenVnc, counters: BridgeCounte
     await ws.prepare(request)
     counters.clients += 1
     counters.connections += 1
+    counters.open.add(ws)
 
     async def vnc_to_browser() -> None:
         while data := await reader.read(_READ_CHUNK):
@@ -76,6 +83,7 @@ async def bridge(request: web.Request, open_vnc: OpenVnc, counters: BridgeCounte
         for task in tasks:
             task.cancel()
         counters.clients -= 1
+        counters.open.discard(ws)
         writer.close()
         with contextlib.suppress(Exception):
             await writer.wait_closed()

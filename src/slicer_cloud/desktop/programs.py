@@ -93,7 +93,7 @@ def gpu_wrapper(env: dict[str, str]) -> list[str]:
     """VirtualGL's ``vglrun`` where installed (OpenGL on the GPU, frames read back into X);
     otherwise ask Qt to create its OpenGL contexts through EGL, which Mesa or the GPU driver
     provides without the X server's software GLX."""
-    vglrun = shutil.which("vglrun")
+    vglrun = shutil.which("vglrun", path=env.get("PATH"))
     if vglrun:
         # With no 3D X server, VirtualGL 3 talks to the GPU through EGL directly.
         env.setdefault("VGL_DISPLAY", "egl")

@@ -145,7 +145,7 @@ async def serve_desktop(
         )
         runner = web.AppRunner(web_app, access_log=None, handle_signals=False)
         await runner.setup()
-        await web.SockSite(runner, sock).start()
+        await web.SockSite(runner, sock, shutdown_timeout=2.0).start()
         url = public_url(settings.host, port, base, token)
         print(f"Serving on {url}", flush=True)
         if open_browser:

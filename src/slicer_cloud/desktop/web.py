@@ -66,6 +66,11 @@ def make_app(
     app = web.Application(middlewares=[token_middleware(token, port)], client_max_size=64 * 1024)
     app["counters"] = counters
 
+    async def close_websockets(_app: web.Application) -> None:
+        await counters.close_all()
+
+    app.on_shutdown.append(close_websockets)
+
     pages = {name: (_page_file(file), ctype) for name, (file, ctype) in PAGE_FILES.items()}
 
     async def page(request: web.Request) -> web.Response:
