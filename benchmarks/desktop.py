@@ -167,14 +167,15 @@ def measure_traffic_and_memory(browser, tmp: Path, seconds: float, screenshot: P
         page.wait_for_selector("body[data-state=connected]", timeout=60_000)
         wait_band(page)
         time.sleep(2.0)  # let the first full screen and the banner's resize settle
-        if screenshot is not None:
-            screenshot.parent.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(screenshot))
         band = page.evaluate(BAND_BOX_JS)
         # The band is the top of the viewer window; a click there gives it the keyboard.
         canvas_box = page.locator("#screen canvas").bounding_box()
         assert canvas_box is not None
         page.mouse.click(canvas_box["x"] + (band["x0"] + band["x1"]) / 2, canvas_box["y"] + (band["y0"] + band["y1"]) / 2)
+        time.sleep(1.0)
+        if screenshot is not None:
+            screenshot.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(screenshot))
         # Under the band: the slice view on the left half, the 3D view on the right half.
         half = (band["x1"] - band["x0"]) // 2
         views = {

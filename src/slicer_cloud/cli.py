@@ -72,7 +72,9 @@ class _DesktopGroup(typer.core.TyperGroup):
         return super().parse_args(ctx, args)
 
 
-desktop_app = typer.Typer(cls=_DesktopGroup, invoke_without_command=True, add_completion=False)
+desktop_app = typer.Typer(
+    cls=_DesktopGroup, invoke_without_command=True, add_completion=False, subcommand_metavar="[-- SLICER_ARGS...] | install-slicer"
+)
 app.add_typer(desktop_app, name="desktop")
 
 

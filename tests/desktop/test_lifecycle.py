@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 
 from slicer_cloud.desktop import proctree
 from slicer_cloud.desktop.supervisor import ProgramSpec, Supervisor
@@ -118,8 +119,15 @@ def test_a_program_that_keeps_failing_ends_the_service(run_async):
 def test_stopping_with_a_browser_connected_closes_it_and_leaves_nothing(tmp_path, launch_desktop, run_async):
     import aiohttp
 
-    running = launch_desktop(tmp_path, "--app", "sleep 600", "--geometry", "640x480")
+    running = launch_desktop(tmp_path, "--app", "sleep 600", "--geometry", "640x480", "--base-url", "desk")
     try:
+        # Behind a path prefix: everything lives under it, the bare prefix redirects to it.
+        assert running.base.endswith("/desk/")
+        auth = {"Authorization": f"Bearer {running.token}"}
+        assert requests.get(running.base, headers=auth, timeout=10).status_code == 200
+        bare = requests.get(running.base.rstrip("/"), headers=auth, timeout=10, allow_redirects=False)
+        assert bare.status_code == 302 and bare.headers["Location"] == "/desk/"
+        assert requests.get(running.base.replace("/desk/", "/"), headers=auth, timeout=10).status_code == 404
         tree = {p.pid for p in proctree.descendants(running.pid)}
         ws_url = running.base.replace("http://", "ws://") + "websockify"
 
