@@ -43,13 +43,14 @@ def run_api(
     from slicer_cloud.compute.api import create_app
     from slicer_cloud.compute.service import ComputeService
 
-    token = resolve_token(host, token)
     root = DataRoot(data or Path.cwd())  # refuses a missing folder before anything starts
-    values: dict = {"host": host, "port": port, "token": token, "data_dir": root.root, "engine": engine,
+    values: dict = {"host": host, "port": port, "data_dir": root.root, "engine": engine,
                     "scheduler": scheduler, "modules_path": modules_path}
     if workers:
         values["workers"] = workers
-    settings = ComputeSettings(**values)
+    settings = ComputeSettings(**values)  # the rest from SLICER_CLOUD_* variables
+    token = resolve_token(host, token if token is not None else settings.token)
+    settings.token = token
     sock = _bind(host, port)
     settings.port = sock.getsockname()[1]
     logging.basicConfig(level=getattr(logging, log_level.upper(), logging.INFO), format="%(levelname)s %(name)s: %(message)s")
