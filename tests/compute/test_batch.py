@@ -58,3 +58,16 @@ def test_a_missing_input_is_a_failed_case(tmp_path, ct_file):
     assert done.returncode == 1
     rows = list(csv.DictReader(open(tmp_path / "out" / "summary.csv")))
     assert [r["state"] for r in rows] == ["succeeded", "failed"] and "No such file" in rows[1]["error"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--host", "0.0.0.0", "--token", ""], "without a token"),
+    (["--data", "/no/such/folder"], "does not exist"),
+    (["--modules-path", "/no/such/folder"], "is not a folder"),
+])
+def test_the_api_refuses_unsafe_or_broken_options(tmp_path, args, message):
+    command = [sys.executable, "-m", "slicer_cloud.cli", "api", "--port", "0"]
+    if "--data" not in args:
+        command += ["--data", str(tmp_path)]
+    done = subprocess.run(command + args, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and message in done.stderr

@@ -69,6 +69,7 @@ class LocalEngine(Engine):
         self._describe = describe
         self._queue: queue.Queue[tuple[JobSpec, JobListener] | None] = queue.Queue()
         self._cancelled: dict[str, threading.Event] = {}
+        self._waiting: dict[str, JobListener] = {}  # submitted, not started yet
         self._lock = threading.Lock()
         self._closing = threading.Event()
         self._threads = [threading.Thread(target=self._work, name=f"job-worker-{n}", daemon=True) for n in range(self.workers)]
@@ -78,13 +79,18 @@ class LocalEngine(Engine):
     def submit(self, spec: JobSpec, listener: JobListener) -> None:
         with self._lock:
             self._cancelled[spec.job_id] = threading.Event()
+            self._waiting[spec.job_id] = listener
         self._queue.put((spec, listener))
 
     def cancel(self, job_id: str) -> None:
         with self._lock:
+            waiting = self._waiting.pop(job_id, None)
             flag = self._cancelled.get(job_id)
         if flag is not None:
             flag.set()
+        if waiting is not None:
+            # not started: it ends now, not when a worker gets to it behind a long queue
+            waiting.finished(job_id, JobOutcome("cancelled", error="Cancelled before it started."))
 
     def _work(self) -> None:
         while True:
@@ -94,6 +100,9 @@ class LocalEngine(Engine):
             spec, listener = entry
             with self._lock:
                 flag = self._cancelled.setdefault(spec.job_id, threading.Event())
+                if self._waiting.pop(spec.job_id, None) is None:
+                    self._cancelled.pop(spec.job_id, None)
+                    continue  # cancelled while waiting: already reported
             try:
                 if flag.is_set() or self._closing.is_set():
                     outcome = JobOutcome("cancelled", error="Cancelled before it started.")
