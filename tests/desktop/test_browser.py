@@ -116,3 +116,23 @@ def test_page_reconnects_after_a_drop(page, desktop):
     wait_for(lambda: int(page.locator("body").get_attribute("data-connects")) > before, "the page to reconnect")
     page.wait_for_selector("body[data-state=connected]", timeout=WAIT_S * 1000)
     wait_for(lambda: band_box(canvas_pixels(page)), "the band after reconnecting")
+
+
+def test_remote_screen_follows_the_browser_window(page):
+    size_js = """() => {
+        const canvas = document.querySelector('#screen canvas');
+        const screen = document.getElementById('screen');
+        return [canvas.width, canvas.height, screen.clientWidth, screen.clientHeight];
+    }"""
+
+    def fits() -> bool:
+        width, height, box_width, box_height = page.evaluate(size_js)
+        # within a pixel or two: the page's box can have a fractional height
+        return abs(width - box_width) <= 2 and abs(height - box_height) <= 2
+
+    # Started at 1280x720; the page asked for its own size, and asks again on every resize.
+    wait_for(fits, "the remote screen to match the page")
+    page.set_viewport_size({"width": 1024, "height": 700})
+    wait_for(lambda: fits() and page.evaluate(size_js)[0] == 1024, "the remote screen to follow a smaller window")
+    page.set_viewport_size({"width": 1280, "height": 800})
+    wait_for(lambda: fits() and page.evaluate(size_js)[0] == 1280, "the remote screen to grow back")
