@@ -150,7 +150,7 @@ class SessionManager:
             "--gateway-base",
             self.gateway_base,
             "--settings",
-            self.settings.model_dump_json(),
+            self.settings.model_dump_json(exclude={"token"}),  # a command line is readable by every local user
             "--limits",
             self.limits.model_dump_json(),
             stdin=asyncio.subprocess.PIPE,
