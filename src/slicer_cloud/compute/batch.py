@@ -107,7 +107,7 @@ class _Listener:
         case.done.set()
 
 
-def plan(entry: ModuleEntry, sets: dict[str, str], out: Path) -> tuple[Parameter, dict[str, Any], dict[str, str]]:
+def plan(entry: ModuleEntry, sets: dict[str, str]) -> tuple[Parameter, dict[str, Any], dict[str, str]]:
     """Check the --set values against the descriptor once, before any case runs."""
     descriptor = entry.descriptor
     target = main_input(descriptor)
@@ -146,7 +146,7 @@ def run_batch(
     registry = Registry(modules_path or [])
     entry = registry.get(module)
     descriptor = entry.descriptor
-    target, values, file_values = plan(entry, parse_sets(sets), out)
+    target, values, file_values = plan(entry, parse_sets(sets))
     found = expand_inputs(inputs)
     if not found:
         raise SlicerCloudError("No inputs: give files, folders or globs.", status=422)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from slicer_cloud.compute.modules.builtin._program import Progress, run_module
 from slicer_cloud.compute.modules.builtin._volumes import label_array, load_scalar, save
 from slicer_cloud.errors import SlicerCloudError
