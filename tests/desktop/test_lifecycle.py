@@ -148,3 +148,20 @@ def test_stopping_with_a_browser_connected_closes_it_and_leaves_nothing(tmp_path
         assert [pid for pid in tree if alive(pid)] == []
     finally:
         running.stop()
+
+
+def test_output_is_drained_and_its_tail_kept(run_async):
+    async def scenario() -> tuple[str, int]:
+        supervisor = Supervisor(max_restarts=0, restart_window_s=60, stop_timeout_s=2)
+        # 1 MiB on one line, far past a pipe's buffer: the program must not block on it.
+        script = "head -c 1048576 /dev/zero | tr '\\\\0' x; echo; echo last words; exit 4"
+        await supervisor.start(ProgramSpec(name="chatty", argv=["sh", "-c", script]))
+        try:
+            reason = await asyncio.wait_for(supervisor.failure, 60)
+        finally:
+            await supervisor.stop(sweep_descendants=False)
+        return reason, max(len(line) for line in supervisor.programs[0].output)
+
+    reason, longest = run_async(scenario())
+    assert "chatty exited with code 4" in reason and reason.endswith("last words")
+    assert longest <= 2000

@@ -112,14 +112,25 @@ class Supervisor:
             task.add_done_callback(self._tasks.discard)
 
     async def _read_output(self, program: Program) -> None:
+        # Read chunks, not lines: a program printing a huge line must never find its pipe full
+        # (it would block), so everything is drained and only the line tails are kept.
         stream = program.process.stdout
         assert stream is not None
-        with contextlib.suppress(ValueError, ConnectionError):
-            async for raw in stream:
-                line = raw.decode(errors="replace").rstrip()
-                if line:
-                    program.output.append(line)
-                    log.debug("[%s] %s", program.spec.name, line)
+        pending = b""
+        with contextlib.suppress(ConnectionError):
+            while chunk := await stream.read(64 * 1024):
+                *lines, pending = (pending + chunk).split(b"\n")
+                pending = pending[-4096:]
+                for raw in lines:
+                    self._keep_line(program, raw)
+        self._keep_line(program, pending)
+
+    @staticmethod
+    def _keep_line(program: Program, raw: bytes) -> None:
+        line = raw[-2000:].decode(errors="replace").rstrip()
+        if line:
+            program.output.append(line)
+            log.debug("[%s] %s", program.spec.name, line)
 
     # -- exits -----------------------------------------------------------------------------
     async def _wait_exit(self, program: Program) -> None:
