@@ -220,6 +220,40 @@ def run_cmd(
         raise typer.Exit(code=1)
 
 
+# --- Jupyter: the all-in-one server and the hub (issue #5) ------------------------------------
+@app.command()
+def serve(
+    data: Annotated[Optional[Path], typer.Option("--data", help="Data folder (also the notebooks' folder). Default: a sample data folder.")] = None,
+    ip: Annotated[str, typer.Option("--ip", help="Address to listen on. Anything but loopback requires a token.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port (0: any free port).")] = 8888,
+    token: TokenOpt = None,
+    open_browser: OpenOpt = False,
+) -> None:
+    """Everything behind one URL and one login: a Jupyter Server with the portal, the viewer, the desktop and the API."""
+    from slicer_cloud.jupyter.serve import run_serve
+
+    try:
+        run_serve(data=data, ip=ip, port=port, token=token, open_browser=open_browser)
+    except SlicerCloudError as error:
+        _fail(error)
+
+
+@app.command()
+def hub(
+    ip: Annotated[str, typer.Option("--ip", help="Address the hub listens on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the hub's public proxy.")] = 8000,
+    config: Annotated[Optional[Path], typer.Option("--config", help="A jupyterhub_config.py applied after the defaults (authenticator, spawner, limits).")] = None,
+    data: Annotated[Optional[Path], typer.Option("--data", help="Folder for the hub's database, cookie secret and logs. Default: ./slicer-cloud-hub.")] = None,
+) -> None:
+    """Many users: JupyterHub spawning one slicer-cloud server per user, idle ones culled."""
+    from slicer_cloud.hub.service import run_hub
+
+    try:
+        run_hub(ip=ip, port=port, config=config, state_dir=data)
+    except SlicerCloudError as error:
+        _fail(error)
+
+
 def main() -> None:
     app()
 
