@@ -82,6 +82,11 @@ class PortalFiles(APIHandler):
 
 
 def setup_portal(serverapp: Any) -> None:
+    """Add the portal's routes (once, whichever of the two ways below calls first)."""
+    settings = serverapp.web_app.settings
+    if settings.get("slicer_cloud_portal"):
+        return
+    settings["slicer_cloud_portal"] = True
     root = data_folder(serverapp)
     # The proxied services are started by this process: they inherit the data folder from here.
     os.environ.setdefault("SLICER_CLOUD_DATA_DIR", str(root))
@@ -96,3 +101,21 @@ def setup_portal(serverapp: Any) -> None:
         ],
     )
     serverapp.log.info("slicer-cloud portal at %sslicer/ (data folder %s)", base, root)
+
+
+def attach_to_running_server() -> None:
+    """Set up the portal in the Jupyter Server that is loading jupyter-server-proxy's entries.
+
+    The extension is enabled by a file the package installs into ``etc/jupyter``, but editable
+    installs (``pip install -e .``) install no such files. jupyter-server-proxy reads this
+    package's entry points in every Jupyter Server it runs in, so they also call this.
+    """
+    try:
+        from jupyter_server.serverapp import ServerApp
+    except ImportError:  # pragma: no cover - jupyter-server-proxy needs it
+        return
+    if not ServerApp.initialized():
+        return
+    serverapp = ServerApp.instance()
+    if getattr(serverapp, "web_app", None) is not None:
+        setup_portal(serverapp)

@@ -63,6 +63,9 @@ def server_config(name: str) -> dict[str, Any]:
 
 
 def viewer() -> dict[str, Any]:
+    from slicer_cloud.jupyter.portal import attach_to_running_server
+
+    attach_to_running_server()  # the portal, where the extension's config file is missing
     return server_config("slicer-viewer")
 
 
