@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import time
 from pathlib import Path
+from urllib.parse import urljoin
 
 import numpy as np
 import pytest
@@ -74,7 +75,7 @@ def wait_for_change(page, before: np.ndarray, index: int = 0, timeout: float = 3
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         now = view_pixels(page, index)
-        if now.shape != before.shape or np.abs(now - before).mean() > 1.0:
+        if now.shape != before.shape or (np.abs(now - before) > 20).sum() > 200:
             return now
         page.wait_for_timeout(250)
     raise AssertionError("the view did not change")
@@ -83,7 +84,8 @@ def wait_for_change(page, before: np.ndarray, index: int = 0, timeout: float = 3
 def open_page(browser, url: str):
     context = browser.new_context(viewport={"width": 1280, "height": 860})
     page = context.new_page()
-    page.goto(url)
+    page.set_default_timeout(90_000)  # a session process starts in seconds, slower on a busy machine
+    page.goto(url, timeout=180_000)
     return context, page
 
 
@@ -177,5 +179,44 @@ def test_upload_streams_to_the_data_folder_and_opens(browser, viewer, data_dir, 
         )
         assert not (data_dir / "uploads" / "fake.nii").exists()
         assert not any(p.is_file() for p in (data_dir / ".uploads").rglob("*"))
+    finally:
+        context.close()
+
+
+def test_paint_a_segment_and_save_it_into_the_data_folder(browser, viewer, data_dir):
+    context, page = open_page(browser, viewer.url + "&open=ct.nrrd")
+    try:
+        page.locator("#sc-layout-axial").click()
+        page.wait_for_function(f"document.querySelectorAll('{VIEW_IMAGES}').length === 1", timeout=30000)
+        before = wait_for_view(page, 0)
+        page.get_by_role("tab", name="Segment").click()
+        page.get_by_role("button", name="Add segment").click()
+        page.locator("button:has(.mdi-brush)").first.click()
+        box = page.locator(VIEW_IMAGES).nth(0).bounding_box()
+        x0, y0 = box["x"] + box["width"] * 0.4, box["y"] + box["height"] * 0.5
+        page.mouse.move(x0, y0)
+        page.mouse.down()
+        for step in range(12):
+            page.mouse.move(x0 + step * 6, y0 + step * 2)
+            page.wait_for_timeout(40)
+        page.mouse.up()
+        wait_for_change(page, before)  # the painted segment shows over the slice
+
+        page.locator("#sc-save").click()
+        page.wait_for_function(
+            "() => (document.querySelector('#sc-message')?.innerText || '').includes('Saved segmentation')",
+            timeout=60000,
+        )
+        saved = data_dir / "segmentations" / "ct.seg.nrrd"
+        assert saved.is_file()
+        assert not list(saved.parent.glob("*.partial*"))
+        from slicer_cloud.core.images import inspect_image
+
+        info = inspect_image(saved)
+        assert info.is_segmentation
+        # The download link serves the same bytes.
+        href = page.locator("#sc-download").get_attribute("href")
+        response = page.request.get(urljoin(page.url, href))
+        assert response.ok and response.body() == saved.read_bytes()
     finally:
         context.close()

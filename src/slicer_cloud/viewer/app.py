@@ -25,7 +25,7 @@ from trame.widgets import html
 from trame.widgets import vuetify3 as v3
 from trame_slicer import module as trame_slicer_module
 from trame_slicer.app.logic import MarkupsButtonLogic, SegmentEditorLogic, VolumePropertyLogic
-from trame_slicer.app.ui import MarkupsButton, SegmentEditorUI, VolumePropertyUI
+from trame_slicer.app.ui import MarkupsButton, SegmentEditorUI, SegmentEditorUndoRedoUI, VolumePropertyUI
 from trame_slicer.core import LayoutManager, SlicerApp
 from trame_slicer.rca_view import register_rca_factories
 from trame_slicer.views import SliceView, ThreeDView
@@ -503,7 +503,14 @@ class ViewerApp(TrameApp):
         await self.open_async(folder, label=self.data_root.relative(folder), series_uid=uid)
 
     def _segment_panel(self) -> None:
-        self.segment_editor_ui = SegmentEditorUI()
+        # Undo/redo needs the editor built first; CSS order puts it above the editor.
+        with html.Div(classes="d-flex flex-column", style="height: calc(100vh - 112px);"):
+            with html.Div(style="flex: 1 1 auto; min-height: 0; order: 2;"):
+                self.segment_editor_ui = SegmentEditorUI()
+            with html.Div(classes="d-flex align-center px-3 pt-2", style="order: 1;", id="sc-undo-redo"):
+                html.Div("Segment editor", classes="text-subtitle-2")
+                v3.VSpacer()
+                SegmentEditorUndoRedoUI(editor_ui=self.segment_editor_ui, row=True)
         self.segment_editor_logic.set_ui(self.segment_editor_ui)
 
     def _display_panel(self) -> None:
