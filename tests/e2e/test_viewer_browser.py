@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from slicer_cloud.core.phantom import make_phantom, write_nrrd
+from slicer_cloud.core.phantom import make_phantom, write_dicom_series, write_nrrd
 from tests.conftest import start_service
 
 pytestmark = pytest.mark.e2e
@@ -32,6 +32,13 @@ def data_dir(tmp_path_factory) -> Path:
     (folder / "broken" / "truncated.nrrd").write_bytes(raw[: len(raw) // 3])
     (folder / "raw.nrrd").unlink()
     (folder / "broken" / "notes.nrrd").write_text("this is not an image\n")
+    # two DICOM series in one folder: the viewer asks which one
+    small = make_phantom(shape=(48, 48, 12), spacing=(4.0, 4.0, 8.0))
+    write_dicom_series(folder / "study", small, description="Chest CT")
+    write_dicom_series(folder / "study" / "second", small, description="Bone window")
+    # a series with a slice missing in the middle
+    gap = write_dicom_series(folder / "gappy", small, description="Gappy")
+    gap[len(gap) // 2].unlink()
     assert good
     return folder
 
@@ -218,5 +225,30 @@ def test_paint_a_segment_and_save_it_into_the_data_folder(browser, viewer, data_
         href = page.locator("#sc-download").get_attribute("href")
         response = page.request.get(urljoin(page.url, href))
         assert response.ok and response.body() == saved.read_bytes()
+    finally:
+        context.close()
+
+
+def test_a_dicom_folder_with_two_series_lets_the_user_pick(browser, viewer):
+    context, page = open_page(browser, viewer.url + "&open=study")
+    try:
+        picker = page.locator("#sc-series-picker")
+        picker.wait_for(timeout=60000)
+        assert page.locator(".sc-series").count() == 2
+        page.locator(".sc-series", has_text="Bone window").click()
+        wait_for_view(page, 0)
+        page.wait_for_function(
+            "() => document.querySelector('#sc-volume-name')?.innerText.includes('study')", timeout=60000
+        )
+    finally:
+        context.close()
+
+
+def test_a_dicom_series_with_a_missing_slice_is_refused_with_a_reason(browser, viewer):
+    context, page = open_page(browser, viewer.url + "&open=gappy")
+    try:
+        message = page.locator("#sc-message")
+        message.wait_for(timeout=60000)
+        assert "missing" in message.inner_text().lower() or "gap" in message.inner_text().lower()
     finally:
         context.close()

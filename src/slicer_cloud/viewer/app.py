@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+import time
 import traceback
 from pathlib import Path
 
@@ -201,7 +202,7 @@ class ViewerApp(TrameApp):
         for view in self.slicer_app.view_manager.get_slice_views():
             view.set_background_volume_id(node.GetID())
             view.set_foreground_volume_id(None)
-            view.set_visible_in_3d(True)
+            view.set_visible_in_3d(not self.state.sc_vr_on)
         is_ct = looks_like_ct(node.GetImageData().GetScalarRange())
         display = node.GetDisplayNode()
         if is_ct:
@@ -326,6 +327,9 @@ class ViewerApp(TrameApp):
             display = vr.create_display_node(node, preset)
         display.SetViewNodeIDs([v.get_view_node_id() for v in self.slicer_app.view_manager.get_threed_views()])
         display.SetVisibility(on)
+        # Slice planes in 3D would hide the rendered volume: show them only without it.
+        for view in self.slicer_app.view_manager.get_slice_views():
+            view.set_visible_in_3d(not on)
         self.volume_property_logic.on_volume_changed(node)
         for view in self.slicer_app.view_manager.get_threed_views():
             view.schedule_render()
@@ -377,6 +381,17 @@ class ViewerApp(TrameApp):
         interactor = view.interactor()
         interactor.SetDesiredUpdateRate(INTERACTIVE_3D_FPS)
         interactor.SetStillUpdateRate(0.001)
+        window = view.render_window()
+        started = [0.0]
+
+        def on_start(*_):
+            started[0] = time.perf_counter()
+
+        def on_end(*_):
+            log.debug("3D frame %.3f s at desired rate %.3f", time.perf_counter() - started[0], window.GetDesiredUpdateRate())
+
+        window.AddObserver(vtkCommand.StartEvent, on_start)
+        window.AddObserver(vtkCommand.EndEvent, on_end)
 
     # -- UI --------------------------------------------------------------------------------
     def _build_ui(self) -> None:

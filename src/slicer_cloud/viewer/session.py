@@ -32,7 +32,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = _parse(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="session %(levelname)s %(message)s")
+    level = os.environ.get("SLICER_CLOUD_LOG_LEVEL", "INFO").upper()
+    logging.basicConfig(level=level, stream=sys.stderr, format="session %(levelname)s %(message)s")
     # trame parses its own options from TRAME_ARGS only, never from our argv.
     os.environ["TRAME_ARGS"] = f"--authKeyFile {args.auth_key_file} --server"
 
