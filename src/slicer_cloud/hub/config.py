@@ -1,0 +1,47 @@
+"""The JupyterHub configuration ``slicer-cloud hub`` starts from; a ``--config`` file is applied
+on top of it, so anything here can be changed there."""
+
+from __future__ import annotations
+
+import socket
+import sys
+from pathlib import Path
+
+from traitlets.config import Config
+
+from slicer_cloud.hub.settings import HubSettings
+
+CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def hub_config(*, ip: str, port: int, state_dir: Path, proxy_command: Path, settings: HubSettings) -> Config:
+    c = Config()
+    c.JupyterHub.ip = ip
+    c.JupyterHub.port = port
+    # The hub itself and the proxy's API listen on loopback only; users reach the public proxy.
+    c.JupyterHub.hub_ip = "127.0.0.1"
+    c.JupyterHub.hub_port = settings.hub_port or free_port()
+    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{settings.proxy_api_port or free_port()}"
+    c.ConfigurableHTTPProxy.command = [str(proxy_command)]
+    c.ConfigurableHTTPProxy.pid_file = str(state_dir / "proxy.pid")
+    c.JupyterHub.db_url = f"sqlite:///{state_dir / 'jupyterhub.sqlite'}"
+    c.JupyterHub.cookie_secret_file = str(state_dir / "jupyterhub_cookie_secret")
+    c.JupyterHub.pid_file = str(state_dir / "jupyterhub.pid")
+    c.JupyterHub.spawner_class = settings.spawner
+    c.Spawner.start_timeout = settings.start_timeout_s
+    c.Spawner.http_timeout = settings.start_timeout_s
+    c.SlicerCloudDemoSpawner.home_dir_template = str(state_dir / "users" / "{username}")
+    if settings.cull:
+        c.JupyterHub.services = [{
+            "name": "idle-culler",
+            "command": [sys.executable, "-m", "jupyterhub_idle_culler", f"--timeout={settings.idle_timeout_s}",
+                        f"--cull-every={settings.cull_every_s}"],
+        }]  # fmt: skip
+        c.JupyterHub.load_roles = [{"name": "idle-culler", "scopes": CULLER_SCOPES, "services": ["idle-culler"]}]
+    return c
