@@ -29,6 +29,7 @@ from trame_slicer.app.logic import MarkupsButtonLogic, SegmentEditorLogic, Volum
 from trame_slicer.app.ui import MarkupsButton, SegmentEditorUI, SegmentEditorUndoRedoUI, VolumePropertyUI
 from trame_slicer.core import LayoutManager, SlicerApp
 from trame_slicer.rca_view import register_rca_factories
+from trame_slicer.segmentation import SegmentationEffectNoTool
 from trame_slicer.views import SliceView, ThreeDView
 from vtkmodules.vtkCommonCore import vtkCommand
 
@@ -319,6 +320,15 @@ class ViewerApp(TrameApp):
             return
         vr = self.slicer_app.volume_rendering
         node = self.volume.node
+        # With a segment editor tool active after a stroke, trame-slicer's 3D effect pipeline keeps
+        # a freshly switched-on volume rendering from drawing: put the tool down, and say so.
+        editor = self.slicer_app.segmentation_editor
+        if on and editor.active_effect is not None and editor.active_effect_name != SegmentationEffectNoTool.get_effect_name():
+            editor.deactivate_effect()
+            self.notify("Volume rendering is on; the segment editor tool was put down (pick it again to edit).")
+        self._set_volume_rendering(vr, node, on)
+
+    def _set_volume_rendering(self, vr, node, on: bool) -> None:
         display = vr.get_vr_display_node(node)
         if display is None:
             if not on:
