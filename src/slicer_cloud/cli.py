@@ -243,13 +243,13 @@ def hub(
     ip: Annotated[str, typer.Option("--ip", help="Address the hub listens on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port of the hub's public proxy.")] = 8000,
     config: Annotated[Optional[Path], typer.Option("--config", help="A jupyterhub_config.py applied after the defaults (authenticator, spawner, limits).")] = None,
-    data: Annotated[Optional[Path], typer.Option("--data", help="Folder for the hub's database, cookie secret and logs. Default: ./slicer-cloud-hub.")] = None,
+    state: Annotated[Optional[Path], typer.Option("--state", help="Folder for the hub's database, cookie secret and PID files. Default: ./slicer-cloud-hub.")] = None,
 ) -> None:
     """Many users: JupyterHub spawning one slicer-cloud server per user, idle ones culled."""
     from slicer_cloud.hub.service import run_hub
 
     try:
-        run_hub(ip=ip, port=port, config=config, state_dir=data)
+        run_hub(ip=ip, port=port, config=config, state_dir=state)
     except SlicerCloudError as error:
         _fail(error)
 

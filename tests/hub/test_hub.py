@@ -73,7 +73,7 @@ def hub(tmp_path_factory) -> Iterator[Hub]:
     config.write_text(CONFIG.format(password=PASSWORD, users=set(USERS), home=str(users_dir / "{username}"),
                                     config_dir=str(base / "jupyter-config")))
     port = free_port()
-    service = start_service(["hub", "--port", str(port), "--config", str(config), "--data", str(base / "state")],
+    service = start_service(["hub", "--port", str(port), "--config", str(config), "--state", str(base / "state")],
                             cwd=base, log_path=base / "hub.log", timeout=300)
     try:
         yield Hub(service, f"http://127.0.0.1:{port}/", users_dir)

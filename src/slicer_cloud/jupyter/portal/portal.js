@@ -203,6 +203,7 @@ function followJob(job) {
       await showResults(final, result);
       items = await listItems();
       renderItems();
+      setStatus(`${items.length} item${items.length === 1 ? "" : "s"}.`);
     }
     renderJobs();
   });
