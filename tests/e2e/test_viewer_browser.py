@@ -118,6 +118,15 @@ def test_first_slice_shows_the_volume_then_scroll_and_window_level(browser, view
         page.locator("#sc-wl-ct-lung").click()
         lung = wait_for_change(page, scrolled)
         assert not np.array_equal(lung, scrolled)
+
+        # So does a left drag (window/level is the default left-drag mode in slice views).
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] * 0.8)
+        page.mouse.down()
+        for step in range(10):
+            page.mouse.move(box["x"] + box["width"] / 2 + step * 15, box["y"] + box["height"] * 0.8 - step * 5)
+            page.wait_for_timeout(40)
+        page.mouse.up()
+        wait_for_change(page, lung)
     finally:
         context.close()
 

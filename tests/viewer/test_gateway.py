@@ -159,3 +159,17 @@ def test_refuses_a_network_address_without_a_token(tmp_path):
     )
     assert result.returncode == 2
     assert "without a token" in result.stderr
+
+
+def test_a_full_viewer_says_so_and_keeps_serving(service_factory, tmp_path):
+    service = service_factory(
+        ["view", "--data", str(tmp_path), "--port", "0", "--token", "t", "--no-open"],
+        env={"SLICER_CLOUD_SPARE_SESSIONS": "0", "SLICER_CLOUD_MAX_SESSIONS": "1"},
+    )
+    headers = {"Authorization": "Bearer t"}
+    first = requests.get(service.base, headers=headers, timeout=120, allow_redirects=False)
+    assert first.status_code == 302
+    second = requests.get(service.base, headers=headers, timeout=120, allow_redirects=False)
+    assert second.status_code == 503
+    assert "in use" in second.text
+    assert requests.get(service.base + "api/health", timeout=10).json()["sessions"] == 1

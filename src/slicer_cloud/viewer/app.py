@@ -85,6 +85,7 @@ class ViewerApp(TrameApp):
         self._build_ui()
         self.layout_manager.set_layout(DEFAULT_LAYOUT)
         self._watch_views()
+        self.set_mouse_mode(self.state.sc_mouse_mode)
 
     # -- state -----------------------------------------------------------------------------
     def _init_state(self) -> None:
@@ -107,7 +108,8 @@ class ViewerApp(TrameApp):
         s.sc_saved_url = ""
         s.sc_panel = "data"
         s.sc_drawer = True
-        s.sc_images_served = 0
+        s.sc_mouse_mode = "window_level"
+        self.state.change("sc_mouse_mode")(lambda sc_mouse_mode, **_: self.set_mouse_mode(sc_mouse_mode))
 
         self.state.change("sc_layout")(self._on_layout_changed)
         self.state.change("sc_vr_on")(self._on_vr_changed)
@@ -306,6 +308,15 @@ class ViewerApp(TrameApp):
             display.AutoWindowLevelOff()
             display.SetWindowLevel(*values)
 
+    def set_mouse_mode(self, mode: str) -> None:
+        """Left drag in slice views: window/level (Slicer's AdjustWindowLevel) or rotate/pan only."""
+        node = self.slicer_app.markups_logic.interaction_node
+        if node is None:
+            return
+        wanted = node.AdjustWindowLevel if mode == "window_level" else node.ViewTransform
+        if node.GetCurrentInteractionMode() in (node.AdjustWindowLevel, node.ViewTransform):
+            node.SetCurrentInteractionMode(wanted)
+
     def _on_layout_changed(self, sc_layout: str, **_) -> None:
         if sc_layout in LAYOUT_TITLES:
             self.layout_manager.set_layout(sc_layout)
@@ -342,6 +353,8 @@ class ViewerApp(TrameApp):
             view.set_visible_in_3d(not on)
         self.volume_property_logic.on_volume_changed(node)
         for view in self.slicer_app.view_manager.get_threed_views():
+            if on and view._sc_auto_fit:
+                view.fit_view_to_content()  # frame the rendered volume, not the slice planes
             view.schedule_render()
 
     # -- views: fit on first size, lighter 3D while dragging -------------------------------
@@ -434,6 +447,21 @@ class ViewerApp(TrameApp):
                         size="small",
                         click=(self.apply_window_preset, "[p.value]"),
                         id=("`sc-wl-${p.value}`",),
+                    )
+                with v3.VBtnToggle(v_model=("sc_mouse_mode",), density="compact", classes="mx-1", variant="outlined"):
+                    v3.VBtn(
+                        icon="mdi-contrast-box",
+                        value="window_level",
+                        size="small",
+                        title="Left drag adjusts window/level",
+                        id="sc-mode-wl",
+                    )
+                    v3.VBtn(
+                        icon="mdi-cursor-move",
+                        value="view",
+                        size="small",
+                        title="Left drag rotates the 3D view only",
+                        id="sc-mode-view",
                     )
                 v3.VSwitch(
                     v_model=("sc_vr_on",),

@@ -31,6 +31,9 @@ from slicer_cloud.viewer.session import READY_MARKER
 log = logging.getLogger("slicer_cloud.viewer")
 
 MAX_FAILED_STARTS = 3
+#: at capacity, a session with no browser connected for this long may be ended for a new tab
+#: (long enough to survive a page reload).
+EVICTABLE_AFTER_S = 15.0
 
 
 @dataclass(frozen=True)
@@ -222,6 +225,8 @@ class SessionManager:
         if self.broken_reason:
             raise SlicerCloudError(f"The viewer cannot start: {self.broken_reason}.", status=500)
         if self.assigned_count() >= self.settings.max_sessions:
+            await self._evict_idle()
+        if self.assigned_count() >= self.settings.max_sessions:
             raise SlicerCloudError(
                 f"All {self.settings.max_sessions} viewer sessions are in use; close a tab or try again later.",
                 status=503,
@@ -267,6 +272,19 @@ class SessionManager:
                     session.process.kill()
                 await session.process.wait()
         self._forget(session)
+
+    async def _evict_idle(self) -> None:
+        """At capacity, end the session whose browser left longest ago (a closed tab), if any."""
+        now = time.monotonic()
+        idle = [
+            s
+            for s in self.sessions.values()
+            if s.assigned and s.connections == 0 and now - s.last_active > EVICTABLE_AFTER_S
+        ]
+        if idle:
+            oldest = min(idle, key=lambda s: s.last_active)
+            log.info("at capacity: ending session %s, idle for %.0f s", oldest.id, now - oldest.last_active)
+            await self._stop(oldest, reason="ended to make room for a new tab")
 
     async def _reap_loop(self) -> None:
         interval = min(30.0, max(0.5, self.settings.session_idle_timeout_s / 4))
