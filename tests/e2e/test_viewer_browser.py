@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import struct
 import time
 from pathlib import Path
 from urllib.parse import urljoin
@@ -32,6 +33,16 @@ def data_dir(tmp_path_factory) -> Path:
     (folder / "broken" / "truncated.nrrd").write_bytes(raw[: len(raw) // 3])
     (folder / "raw.nrrd").unlink()
     (folder / "broken" / "notes.nrrd").write_text("this is not an image\n")
+    # a NIfTI header claiming 32767^3 voxels (70 TB): refused before anything is allocated
+    header = np.zeros(348, dtype=np.uint8).tobytes()
+    nifti = bytearray(header + b"\x00" * 4)
+    struct.pack_into("<i", nifti, 0, 348)
+    struct.pack_into("<8h", nifti, 40, 3, 32767, 32767, 32767, 1, 1, 1, 1)
+    struct.pack_into("<hh", nifti, 70, 4, 16)
+    struct.pack_into("<8f", nifti, 76, 1, 1, 1, 1, 1, 1, 1, 1)
+    struct.pack_into("<f", nifti, 108, 352.0)
+    nifti[344:348] = b"n+1\x00"
+    (folder / "broken" / "huge.nii").write_bytes(bytes(nifti))
     # two DICOM series in one folder: the viewer asks which one
     small = make_phantom(shape=(48, 48, 12), spacing=(4.0, 4.0, 8.0))
     write_dicom_series(folder / "study", small, description="Chest CT")
@@ -141,7 +152,7 @@ def test_two_tabs_have_their_own_session_and_layout(browser, viewer):
         assert page_a.locator(VIEW_IMAGES).count() == 4
         # Switch tab A to one view; tab B keeps its four.
         page_a.locator("#sc-layout-axial").click()
-        page_a.wait_for_function(f"document.querySelectorAll('{VIEW_IMAGES}').length === 1", timeout=30000)
+        page_a.wait_for_function(f"document.querySelectorAll('{VIEW_IMAGES}').length === 1", timeout=90_000)
         page_b.wait_for_timeout(1000)
         assert page_b.locator(VIEW_IMAGES).count() == 4
     finally:
@@ -153,21 +164,27 @@ def test_bad_files_give_a_message_and_the_server_keeps_serving(browser, viewer):
     context, page = open_page(browser, viewer.url + "&open=broken/truncated.nrrd")
     try:
         message = page.locator("#sc-message")
-        message.wait_for(timeout=60000)
+        message.wait_for(timeout=90_000)
         assert "truncated" in message.inner_text().lower() or "shorter" in message.inner_text().lower()
         # The same session still opens a good file from the data panel.
         page.locator(".sc-file", has_text="ct.nrrd").click()
         wait_for_view(page, 0)
         page.locator(".sc-file", has_text="notes.nrrd").click()
         page.wait_for_function(
-            "() => (document.querySelector('#sc-message')?.innerText || '').includes('notes.nrrd')", timeout=30000
+            "() => (document.querySelector('#sc-message')?.innerText || '').includes('notes.nrrd')", timeout=90_000
         )
+        page.locator(".sc-file", has_text="huge.nii").click()
+        page.wait_for_function(
+            "() => /voxels/.test(document.querySelector('#sc-message')?.innerText || '')", timeout=90_000
+        )
+        # ... and the volume that was open is still there, the session still answers.
+        assert page.locator("#sc-volume-name").inner_text() == "ct.nrrd"
     finally:
         context.close()
     # A path that leaves the data folder is refused in the page, not served.
     context, page = open_page(browser, viewer.url + "&open=../../etc/passwd")
     try:
-        page.locator("#sc-message").wait_for(timeout=60000)
+        page.locator("#sc-message").wait_for(timeout=90_000)
         assert "outside the data folder" in page.locator("#sc-message").inner_text()
     finally:
         context.close()
@@ -184,14 +201,14 @@ def test_upload_streams_to_the_data_folder_and_opens(browser, viewer, data_dir, 
         wait_for_view(page, 0)
         page.locator("#sc-upload-input").set_input_files(str(upload))
         page.wait_for_function(
-            "() => document.querySelector('#sc-volume-name')?.innerText.includes('small-ct')", timeout=60000
+            "() => document.querySelector('#sc-volume-name')?.innerText.includes('small-ct')", timeout=90_000
         )
         stored = data_dir / "uploads" / "small-ct.nrrd"
         assert stored.read_bytes() == upload.read_bytes()
         # A bad upload is refused with a reason and nothing is kept.
         page.locator("#sc-upload-input").set_input_files(str(bad))
         page.wait_for_function(
-            "() => (document.querySelector('#sc-message')?.innerText || '').includes('was not stored')", timeout=60000
+            "() => (document.querySelector('#sc-message')?.innerText || '').includes('was not stored')", timeout=90_000
         )
         assert not (data_dir / "uploads" / "fake.nii").exists()
         assert not any(p.is_file() for p in (data_dir / ".uploads").rglob("*"))
@@ -203,7 +220,7 @@ def test_paint_a_segment_and_save_it_into_the_data_folder(browser, viewer, data_
     context, page = open_page(browser, viewer.url + "&open=ct.nrrd")
     try:
         page.locator("#sc-layout-axial").click()
-        page.wait_for_function(f"document.querySelectorAll('{VIEW_IMAGES}').length === 1", timeout=30000)
+        page.wait_for_function(f"document.querySelectorAll('{VIEW_IMAGES}').length === 1", timeout=90_000)
         before = wait_for_view(page, 0)
         page.get_by_role("tab", name="Segment").click()
         page.get_by_role("button", name="Add segment").click()
@@ -221,7 +238,7 @@ def test_paint_a_segment_and_save_it_into_the_data_folder(browser, viewer, data_
         page.locator("#sc-save").click()
         page.wait_for_function(
             "() => (document.querySelector('#sc-message')?.innerText || '').includes('Saved segmentation')",
-            timeout=60000,
+            timeout=90_000,
         )
         saved = data_dir / "segmentations" / "ct.seg.nrrd"
         assert saved.is_file()
@@ -234,6 +251,13 @@ def test_paint_a_segment_and_save_it_into_the_data_folder(browser, viewer, data_
         href = page.locator("#sc-download").get_attribute("href")
         response = page.request.get(urljoin(page.url, href))
         assert response.ok and response.body() == saved.read_bytes()
+        # The saved segmentation opens again over the volume from the data panel.
+        page.get_by_role("tab", name="Data").click()
+        page.locator(".sc-file", has_text="segmentations/ct.seg.nrrd").click()
+        page.wait_for_function(
+            "() => (document.querySelector('#sc-message')?.innerText || '').includes('loaded over ct.nrrd')",
+            timeout=90_000,
+        )
     finally:
         context.close()
 
@@ -242,12 +266,12 @@ def test_a_dicom_folder_with_two_series_lets_the_user_pick(browser, viewer):
     context, page = open_page(browser, viewer.url + "&open=study")
     try:
         picker = page.locator("#sc-series-picker")
-        picker.wait_for(timeout=60000)
+        picker.wait_for(timeout=90_000)
         assert page.locator(".sc-series").count() == 2
         page.locator(".sc-series", has_text="Bone window").click()
         wait_for_view(page, 0)
         page.wait_for_function(
-            "() => document.querySelector('#sc-volume-name')?.innerText.includes('study')", timeout=60000
+            "() => document.querySelector('#sc-volume-name')?.innerText.includes('study')", timeout=90_000
         )
     finally:
         context.close()
@@ -257,7 +281,7 @@ def test_a_dicom_series_with_a_missing_slice_is_refused_with_a_reason(browser, v
     context, page = open_page(browser, viewer.url + "&open=gappy")
     try:
         message = page.locator("#sc-message")
-        message.wait_for(timeout=60000)
+        message.wait_for(timeout=90_000)
         assert "missing" in message.inner_text().lower() or "gap" in message.inner_text().lower()
     finally:
         context.close()

@@ -173,3 +173,15 @@ def test_a_full_viewer_says_so_and_keeps_serving(service_factory, tmp_path):
     assert second.status_code == 503
     assert "in use" in second.text
     assert requests.get(service.base + "api/health", timeout=10).json()["sessions"] == 1
+
+
+def test_responses_carry_security_headers(gateway):
+    headers = {"Authorization": "Bearer s3cret-token"}
+    location = requests.get(gateway.base, headers=headers, timeout=120, allow_redirects=False).headers["Location"]
+    session_id = location.split("/s/")[1].split("/")[0]
+    for url in (gateway.base + "api/download?path=hello.txt", gateway.base + f"s/{session_id}/index.html"):
+        reply = requests.get(url, headers=headers, timeout=30)
+        assert reply.status_code == 200
+        assert reply.headers["Content-Security-Policy"] == "frame-ancestors 'self'"
+        assert reply.headers["Referrer-Policy"] == "no-referrer"
+        assert "set-cookie" not in {k.lower() for k in reply.headers}

@@ -29,7 +29,7 @@ from slicer_cloud.config import Limits, ViewerSettings
 from slicer_cloud.errors import SlicerCloudError
 from slicer_cloud.store import DataRoot, stream_to_file
 from slicer_cloud.viewer.sessions import OpenItem, OpenRequest, SessionManager
-from slicer_cloud.web.auth import public, token_middleware
+from slicer_cloud.web.auth import apply_security_headers, public, token_middleware
 
 log = logging.getLogger("slicer_cloud.viewer")
 
@@ -222,6 +222,7 @@ async def _proxy_http(request: web.Request, session, tail: str) -> web.StreamRes
             for key, value in upstream.headers.items():
                 if key.lower() not in _HOP_BY_HOP and key.lower() != "set-cookie":
                     response.headers[key] = value
+            apply_security_headers(response)
             await response.prepare(request)
             async for chunk in upstream.content.iter_chunked(256 * 1024):
                 await response.write(chunk)

@@ -42,11 +42,27 @@ def token_middleware(token: str, port: int, *, login_hint: str = "") -> web.midd
             _set_cookie(response, token, port, request)
             raise response
         response = await handler(request)
-        if decision.from_query and isinstance(response, web.StreamResponse) and not response.prepared:
-            _set_cookie(response, token, port, request)
+        if isinstance(response, web.StreamResponse) and not response.prepared:
+            apply_security_headers(response)
+            if decision.from_query:
+                _set_cookie(response, token, port, request)
         return response
 
     return middleware
+
+
+#: sent with every response: no framing by other sites, no MIME sniffing, and no URL (which may
+#: hold a token or session secret for an instant) leaked to other sites as a referrer.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "frame-ancestors 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def apply_security_headers(response: web.StreamResponse) -> None:
+    for key, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(key, value)
 
 
 def _set_cookie(response: web.StreamResponse, token: str, port: int, request: web.Request) -> None:
@@ -60,4 +76,4 @@ def _set_cookie(response: web.StreamResponse, token: str, port: int, request: we
     )
 
 
-__all__ = ["token_middleware", "public"]
+__all__ = ["SECURITY_HEADERS", "apply_security_headers", "public", "token_middleware"]

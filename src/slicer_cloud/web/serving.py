@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket
+import sys
 import webbrowser
 from collections.abc import Awaitable, Callable
 
@@ -69,7 +70,11 @@ def serve_app(
         await site.start()
         url = public_url(host, actual_port, base, token)
         if not is_loopback(host):
-            print("Listening on a network address: anyone with the URL below (and its token) can use it.", flush=True)
+            print(
+                "Listening on a network address: anyone with the URL below (and its token) can use it.",
+                file=sys.stderr,
+                flush=True,
+            )
         print(f"Serving on {url}", flush=True)
         if on_bound is not None:
             await on_bound(actual_port)
