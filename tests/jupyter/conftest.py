@@ -4,6 +4,7 @@ free loopback port, one per test module, stopped by its PID afterwards."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import re
 import socket
 from collections.abc import Iterator
@@ -99,7 +100,9 @@ def ws_handshake(url: str, headers: dict[str, str] | None = None, protocols: tup
             except aiohttp.WSServerHandshakeError as error:
                 return error.status, b""
 
-    return asyncio.run(attempt())
+    # In its own thread: Playwright's sync API keeps an event loop running in the main thread.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, attempt()).result()
 
 
 __all__ = ["TOKEN", "Served", "free_port", "jupyter_env", "write_volume", "ws_handshake"]

@@ -217,3 +217,20 @@ def test_the_desktop_through_the_proxy_connects(portal, served: Served):
         assert canvas.bounding_box()["width"] > 300
     finally:
         desktop.close()
+
+
+def test_the_dashboard_notebook_works_in_voila(portal, served: Served):
+    # Voila runs the notebook in a kernel and shows only its outputs: the Viewer widget's image.
+    dashboard = Path(__file__).parents[2] / "examples" / "dashboard.ipynb"
+    (served.data / "dashboard.ipynb").write_bytes(dashboard.read_bytes())
+    page = portal.context.new_page()
+    try:
+        page.goto(served.root + "voila/render/dashboard.ipynb")
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('img')].some(im => im.src.startsWith('blob:') && im.naturalWidth >= 128)",
+            timeout=180_000,
+        )
+        page.wait_for_selector("text=volume_ml", timeout=180_000)  # the measurement's table
+        assert page.locator("select").first.input_value() == "ct.nrrd"
+    finally:
+        page.close()

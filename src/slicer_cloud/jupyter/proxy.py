@@ -58,7 +58,8 @@ def server_config(name: str) -> dict[str, Any]:
         "absolute_url": absolute,
         "timeout": START_TIMEOUT_S,
         "new_browser_tab": True,
-        "launcher_entry": {"title": title, "icon_path": _icon(kind), "category": "Slicer"},
+        # JupyterLab draws the icons of the "Notebook" and "Console" sections only.
+        "launcher_entry": {"title": title, "icon_path": _icon(kind), "category": "Notebook"},
     }
 
 

@@ -196,6 +196,7 @@ function followJob(job) {
     const final = JSON.parse(event.data);
     stateText.textContent = final.state;
     stateText.className = "state-" + final.state;
+    document.getElementById("job-comment").textContent = "";
     progress.value = 1;
     if (final.state !== "succeeded") {
       result.append(el("p", { class: "state-failed", text: final.error || "The job did not succeed." }));
