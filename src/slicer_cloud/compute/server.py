@@ -8,20 +8,13 @@ import sys
 from pathlib import Path
 
 from slicer_cloud.compute.settings import ComputeSettings
-from slicer_cloud.errors import SlicerCloudError
 from slicer_cloud.security import is_loopback, resolve_token
 from slicer_cloud.store.paths import DataRoot
+from slicer_cloud.web.serving import bind_socket
 
 
 def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host.strip("[]"), port))
-    except OSError as error:
-        sock.close()
-        raise SlicerCloudError(f"Cannot listen on {host}:{port}: {error.strerror}.", status=500) from error
+    sock = bind_socket(host, port)  # uvicorn re-listens with its own backlog
     sock.set_inheritable(True)
     return sock
 
