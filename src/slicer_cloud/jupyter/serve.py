@@ -58,9 +58,6 @@ def server_args(*, data: Path, ip: str, port: int, token: str, open_browser: boo
 
 
 def run_serve(*, data: Path | None, ip: str, port: int, token: str | None, open_browser: bool) -> None:
-    from jupyter_server.serverapp import ServerApp
-    from traitlets.config import Config
-
     token = resolve_token(ip, token)
     if data is None:
         data = sample_data_folder()
@@ -70,6 +67,8 @@ def run_serve(*, data: Path | None, ip: str, port: int, token: str | None, open_
     data = data.resolve()
     # The proxied services, started later by this process, read their data folder from here.
     os.environ["SLICER_CLOUD_DATA_DIR"] = str(data)
+    from jupyter_server.serverapp import ServerApp  # after the checks: a bad option fails at once
+    from traitlets.config import Config
 
     class SlicerCloudServer(ServerApp):
         def start_app(self) -> None:
