@@ -30,6 +30,16 @@ CHROMIUM_ARGS = [
 os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
 
 
+def run_async(coro):
+    """Run a coroutine to completion from a test, even while Playwright's sync API holds this
+    thread's event loop (asyncio.run would refuse): in a thread of its own."""
+    import asyncio
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 @pytest.fixture(scope="session")
 def browser():
     """One real headless Chromium for the whole run (Debian's, driven by Playwright)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import sys
 
@@ -10,7 +9,7 @@ import aiohttp
 import pytest
 import requests
 
-from tests.conftest import start_service
+from tests.conftest import run_async, start_service
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +92,7 @@ def _ws_status(url: str, **kwargs) -> int:
             except aiohttp.WSServerHandshakeError as error:
                 return error.status
 
-    return asyncio.run(attempt())
+    return run_async(attempt())
 
 
 def test_websocket_upgrades_are_checked_on_their_own(gateway):

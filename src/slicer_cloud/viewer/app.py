@@ -49,6 +49,8 @@ UPLOADS_DIR = "uploads"
 SEGMENTATIONS_DIR = "segmentations"
 #: 3D quality while the user drags the view: Slicer's adaptive ray casting aims at this frame rate.
 INTERACTIVE_3D_FPS = 8.0
+#: seconds an info or success message stays before it fades
+MESSAGE_FADE_S = 8.0
 
 
 class ViewerApp(TrameApp):
@@ -120,9 +122,21 @@ class ViewerApp(TrameApp):
         self.refresh_files()
 
     def notify(self, text: str, kind: str = "info") -> None:
+        """Show a message over the views. Errors and warnings stay until closed; others fade."""
         with self.state:
             self.state.sc_message = text
             self.state.sc_message_type = kind
+        if kind in ("info", "success"):
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return
+            loop.call_later(MESSAGE_FADE_S, self._fade_message, text)
+
+    def _fade_message(self, text: str) -> None:
+        if self.state.sc_message == text:
+            with self.state:
+                self.state.sc_message = ""
 
     def refresh_files(self) -> None:
         self.state.sc_files = list_data_files(self.data_root)
