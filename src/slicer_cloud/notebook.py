@@ -239,6 +239,13 @@ def configure(**options: Any) -> RunSettings:
     return _settings
 
 
+def close_engines() -> None:
+    """Stop the engines :func:`run` started (a Dask LocalCluster, local worker threads)."""
+    while _engines:
+        _, engine = _engines.popitem()
+        engine.close()
+
+
 def _engine():
     key = (_settings.engine, _settings.scheduler, _settings.workers)
     if key not in _engines:
@@ -426,4 +433,4 @@ def batch(module: str, inputs: list[str], **parameters: Any):
     return pandas.read_csv(out / "summary.csv")
 
 
-__all__ = ["Viewer", "RunResult", "batch", "configure", "resolve", "run", "show"]
+__all__ = ["Viewer", "RunResult", "batch", "close_engines", "configure", "resolve", "run", "show"]

@@ -23,12 +23,11 @@ PASSWORD = "hub-test-password"
 USERS = ("alice", "bob")
 SPAWN_WAIT_S = 180
 
+DEMO_CONFIG = Path(__file__).parents[2] / "examples" / "hub" / "demo_config.py"
+# The documented demo configuration, as shipped, plus the test's own folders and users.
 CONFIG = """
-c.JupyterHub.authenticator_class = "dummy"
-c.DummyAuthenticator.password = {password!r}
+load_subconfig({demo!r})
 c.Authenticator.allowed_users = {users!r}
-c.JupyterHub.spawner_class = "slicer_cloud.hub.spawners.SlicerCloudDemoSpawner"
-c.SlicerCloudDemoSpawner.home_dir_template = {home!r}
 c.Spawner.environment = {{"SLICER_CLOUD_SPARE_SESSIONS": "0", "JUPYTER_CONFIG_DIR": {config_dir!r}}}
 """
 
@@ -70,11 +69,11 @@ def hub(tmp_path_factory) -> Iterator[Hub]:
     for user in USERS:
         write_volume(users_dir / user, "ct.nrrd")
     config = base / "hub_config.py"
-    config.write_text(CONFIG.format(password=PASSWORD, users=set(USERS), home=str(users_dir / "{username}"),
-                                    config_dir=str(base / "jupyter-config")))
+    config.write_text(CONFIG.format(demo=str(DEMO_CONFIG), users=set(USERS), config_dir=str(base / "jupyter-config")))
     port = free_port()
+    env = {"SLICER_CLOUD_HUB_DEMO_PASSWORD": PASSWORD, "SLICER_CLOUD_HUB_USERS_DIR": str(users_dir)}
     service = start_service(["hub", "--port", str(port), "--config", str(config), "--state", str(base / "state")],
-                            cwd=base, log_path=base / "hub.log", timeout=300)
+                            cwd=base, log_path=base / "hub.log", env=env, timeout=300)
     try:
         yield Hub(service, f"http://127.0.0.1:{port}/", users_dir)
     finally:

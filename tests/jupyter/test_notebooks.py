@@ -124,3 +124,16 @@ def test_run_returns_outputs_return_parameters_and_a_table(in_data: Path, tmp_pa
         run("threshold", input="sample-ct.nrrd", lowest=1)
     with pytest.raises(SlicerCloudError):
         run("threshold", input=tmp_path, progress=False)  # a folder is not an image: the job fails with its reason
+
+
+def test_run_on_a_dask_cluster(in_data: Path, tmp_path: Path):
+    from slicer_cloud.notebook import close_engines, configure, run
+
+    configure(out=tmp_path / "results", engine="dask", scheduler=None, workers=1)
+    try:
+        mask = run("threshold", input="sample-ct.nrrd", lower=200, upper=3000, progress=False)
+        assert mask.state == "succeeded" and mask.returned["voxel_count"] > 0
+        assert mask.outputs["output"].parent == (tmp_path / "results").resolve()
+    finally:
+        close_engines()
+        configure(engine="local")
