@@ -50,6 +50,7 @@ def run_desktop(
     open_browser: bool = False,
     gpu: bool = False,
     slicer_args: list[str] | None = None,
+    show_token: bool = True,
 ) -> None:
     """Serve the desktop until interrupted; raise :class:`SlicerCloudError` on failure.
 
@@ -61,7 +62,17 @@ def run_desktop(
     except ValueError as error:
         raise SlicerCloudError(f"Invalid option: {error}") from None
     _configure_logging()
-    asyncio.run(serve_desktop(settings, slicer=slicer, app=app, open_browser=open_browser, gpu=gpu, slicer_args=slicer_args or []))
+    asyncio.run(
+        serve_desktop(
+            settings,
+            slicer=slicer,
+            app=app,
+            open_browser=open_browser,
+            gpu=gpu,
+            slicer_args=slicer_args or [],
+            show_token=show_token,
+        )
+    )
 
 
 def _configure_logging() -> None:
@@ -79,6 +90,7 @@ async def serve_desktop(
     open_browser: bool = False,
     gpu: bool = False,
     slicer_args: list[str] | None = None,
+    show_token: bool = True,
 ) -> None:
     token = resolve_token(settings.host, settings.token)
     width, height = parse_geometry(settings.geometry)
@@ -146,7 +158,7 @@ async def serve_desktop(
         runner = web.AppRunner(web_app, access_log=None, handle_signals=False)
         await runner.setup()
         await web.SockSite(runner, sock, shutdown_timeout=2.0).start()
-        url = public_url(settings.host, port, base, token)
+        url = public_url(settings.host, port, base, token, show_token=show_token)
         print(f"Serving on {url}", flush=True)
         if open_browser:
             loop.run_in_executor(None, webbrowser.open, url)

@@ -34,13 +34,15 @@ def take_secret() -> str:
 def launch_viewer(port: int, base_url: str, secret: str) -> None:
     from slicer_cloud.viewer.service import run_viewer
 
-    run_viewer(paths=[], data=data_dir(), host=HOST, port=port, token=secret, base_url=base_url, open_browser=False)
+    run_viewer(
+        paths=[], data=data_dir(), host=HOST, port=port, token=secret, base_url=base_url, open_browser=False, show_token=False
+    )
 
 
 def launch_desktop(port: int, base_url: str, secret: str) -> None:
     from slicer_cloud.desktop.service import run_desktop
 
-    run_desktop(host=HOST, port=port, token=secret, base_url=base_url, data=data_dir())
+    run_desktop(host=HOST, port=port, token=secret, base_url=base_url, data=data_dir(), show_token=False)
 
 
 def launch_api(port: int, base_url: str, secret: str) -> None:

@@ -21,6 +21,7 @@ def run_viewer(
     base_url: str,
     open_browser: bool,
     settings: ViewerSettings | None = None,
+    show_token: bool = True,
 ) -> None:
     from slicer_cloud.viewer.gateway import build_app
     from slicer_cloud.viewer.sessions import OpenItem, OpenRequest
@@ -56,4 +57,5 @@ def run_viewer(
         base=base,
         token=token,
         open_browser=open_browser,
+        show_token=show_token,
     )

@@ -36,14 +36,16 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def public_url(host: str, port: int, base: str, token: str) -> str:
+def public_url(host: str, port: int, base: str, token: str, *, show_token: bool = True) -> str:
+    """The URL to print. ``show_token=False`` leaves the token out (a service started by another
+    program that holds the token, whose output may end up in a shared log)."""
     shown = host
     if host in ("0.0.0.0", "::", ""):
         shown = socket.gethostname()
     elif ":" in host and not host.startswith("["):
         shown = f"[{host}]"
     url = f"http://{shown}:{port}{base}"
-    return url + (f"?token={token}" if token else "")
+    return url + (f"?token={token}" if token and show_token else "")
 
 
 def serve_app(
@@ -55,6 +57,7 @@ def serve_app(
     token: str,
     open_browser: bool,
     on_bound: Callable[[int], Awaitable[None]] | None = None,
+    show_token: bool = True,
 ) -> None:
     """Run the app ``make_app(actual_port)`` until interrupted. Prints ``Serving on URL`` once
     it accepts connections (the port is known before the app is built: port 0 picks a free one,
@@ -68,7 +71,7 @@ def serve_app(
         await runner.setup()
         site = web.SockSite(runner, sock, shutdown_timeout=2.0)
         await site.start()
-        url = public_url(host, actual_port, base, token)
+        url = public_url(host, actual_port, base, token, show_token=show_token)
         if not is_loopback(host):
             print(
                 "Listening on a network address: anyone with the URL below (and its token) can use it.",
