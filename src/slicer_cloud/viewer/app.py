@@ -28,7 +28,8 @@ from trame_slicer import module as trame_slicer_module
 from trame_slicer.app.logic import MarkupsButtonLogic, SegmentEditorLogic, VolumePropertyLogic
 from trame_slicer.app.ui import MarkupsButton, SegmentEditorUI, SegmentEditorUndoRedoUI, VolumePropertyUI
 from trame_slicer.core import LayoutManager, SlicerApp
-from trame_slicer.rca_view import register_rca_factories
+from trame_slicer.app.ui import create_vertical_slice_view_gutter_ui, create_vertical_view_gutter_ui
+from trame_slicer.rca_view.rca_view_factory import RemoteSliceViewFactory, RemoteThreeDViewFactory
 from trame_slicer.segmentation import SegmentationEffectNoTool
 from trame_slicer.views import SliceView, ThreeDView
 from vtkmodules.vtkCommonCore import vtkCommand
@@ -39,6 +40,7 @@ from slicer_cloud.core.presets import WINDOW_PRESET_TITLES, WINDOW_PRESETS, look
 from slicer_cloud.core.scene import LoadedVolume, load_segmentation, load_volume
 from slicer_cloud.errors import SlicerCloudError
 from slicer_cloud.store import DataRoot, atomic_output
+from slicer_cloud.viewer.interaction import lighten_drags
 from slicer_cloud.viewer.layouts import DEFAULT_LAYOUT, LAYOUT_ICONS, LAYOUT_TITLES, view_layouts
 from slicer_cloud.viewer.listing import list_data_files
 
@@ -71,11 +73,16 @@ class ViewerApp(TrameApp):
         )
 
         self.slicer_app = SlicerApp()
-        register_rca_factories(
-            self.slicer_app.view_manager,
-            self.server,
-            interactive_quality=settings.jpeg_quality_interactive,
+        # Views not under the mouse refresh at a low rate so the one in use gets the CPU.
+        factory_options = dict(interactive_quality=settings.jpeg_quality_interactive, target_fps=30.0, blur_fps=3.0)
+        self._slice_factory = RemoteSliceViewFactory(
+            self.server, populate_view_ui_f=create_vertical_slice_view_gutter_ui, **factory_options
         )
+        self._threed_factory = RemoteThreeDViewFactory(
+            self.server, populate_view_ui_f=create_vertical_view_gutter_ui, **factory_options
+        )
+        self.slicer_app.view_manager.register_factory(self._slice_factory)
+        self.slicer_app.view_manager.register_factory(self._threed_factory)
         self.layout_manager = LayoutManager(self.slicer_app.scene, self.slicer_app.view_manager, self.server)
         self.layout_manager.register_layout_dict(view_layouts())
 
@@ -111,6 +118,10 @@ class ViewerApp(TrameApp):
         s.sc_panel = "data"
         s.sc_drawer = True
         s.sc_mouse_mode = "window_level"
+        s.sc_mouse_modes = [
+            {"value": "window_level", "icon": "mdi-contrast-box", "title": "Left drag adjusts window/level"},
+            {"value": "view", "icon": "mdi-cursor-move", "title": "Left drag only rotates the 3D view"},
+        ]
         self.state.change("sc_mouse_mode")(lambda sc_mouse_mode, **_: self.set_mouse_mode(sc_mouse_mode))
 
         self.state.change("sc_layout")(self._on_layout_changed)
@@ -388,6 +399,8 @@ class ViewerApp(TrameApp):
                 interactor.AddObserver(event, lambda *_a, v=view: setattr(v, "_sc_auto_fit", False))
             if isinstance(view, ThreeDView):
                 self._configure_interactive_3d(view)
+                rca_view = self._threed_factory.get_factory_view(view.get_singleton_tag())
+                lighten_drags(rca_view.view_adapter, on_drag_start=lambda v=view: setattr(v, "_sc_auto_fit", False))
 
     def _on_view_resized(self, view) -> None:
         # A view's real size arrives from the browser after the volume may already be loaded:
@@ -464,18 +477,13 @@ class ViewerApp(TrameApp):
                     )
                 with v3.VBtnToggle(v_model=("sc_mouse_mode",), density="compact", classes="mx-1", variant="outlined"):
                     v3.VBtn(
-                        icon="mdi-contrast-box",
-                        value="window_level",
+                        v_for="m in sc_mouse_modes",
+                        key="m.value",
+                        value=("m.value",),
+                        icon=("m.icon",),
+                        title=("m.title",),
                         size="small",
-                        title="Left drag adjusts window/level",
-                        id="sc-mode-wl",
-                    )
-                    v3.VBtn(
-                        icon="mdi-cursor-move",
-                        value="view",
-                        size="small",
-                        title="Left drag rotates the 3D view only",
-                        id="sc-mode-view",
+                        id=("`sc-mode-${m.value}`",),
                     )
                 v3.VSwitch(
                     v_model=("sc_vr_on",),

@@ -34,6 +34,9 @@ def main(argv: list[str] | None = None) -> None:
     args = _parse(argv)
     level = os.environ.get("SLICER_CLOUD_LOG_LEVEL", "INFO").upper()
     logging.basicConfig(level=level, stream=sys.stderr, format="session %(levelname)s %(message)s")
+    # These two log every template token at INFO: megabytes per session start.
+    for noisy in ("trame_server.utils.namespace", "trame_client.widgets.vue"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     # trame parses its own options from TRAME_ARGS only, never from our argv.
     os.environ["TRAME_ARGS"] = f"--authKeyFile {args.auth_key_file} --server"
 

@@ -240,15 +240,17 @@ class SessionManager:
         if session is None:
             session = await self._launch()
         session.assigned = True
-        session.last_active = time.monotonic()
-        self._spawn_task(self._top_up_spares())
         try:
             await asyncio.wait_for(session.ready.wait(), self.settings.session_start_timeout_s)
         except asyncio.TimeoutError:
             await self._stop(session)
             raise SlicerCloudError("The viewer session did not start in time; try again.", status=503) from None
+        finally:
+            # Only now: a spare starting at the same time would slow the session the user waits for.
+            self._spawn_task(self._top_up_spares())
         if not session.alive:
             raise SlicerCloudError(f"The viewer session failed to start ({session.exit_reason}).", status=500)
+        session.last_active = time.monotonic()  # idle time counts from when the page can connect
         wanted = open_request or self.default_open
         if wanted is not None and wanted != session.preloaded:
             await session.send(wanted.command())
@@ -279,7 +281,7 @@ class SessionManager:
         idle = [
             s
             for s in self.sessions.values()
-            if s.assigned and s.connections == 0 and now - s.last_active > EVICTABLE_AFTER_S
+            if s.assigned and s.ready.is_set() and s.connections == 0 and now - s.last_active > EVICTABLE_AFTER_S
         ]
         if idle:
             oldest = min(idle, key=lambda s: s.last_active)
@@ -293,7 +295,12 @@ class SessionManager:
             now = time.monotonic()
             for session in list(self.sessions.values()):
                 idle = now - session.last_active
-                if session.assigned and session.connections == 0 and idle > self.settings.session_idle_timeout_s:
+                if (
+                    session.assigned
+                    and session.ready.is_set()
+                    and session.connections == 0
+                    and idle > self.settings.session_idle_timeout_s
+                ):
                     log.info("session %s idle for %.0f s: ending it", session.id, idle)
                     await self._stop(session, reason="ended after being idle")
 
