@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from slicer_cloud.viewer.interaction import lighten_drags
+from tests.conftest import run_async
 
 
 class RecordingAdapter:
@@ -46,7 +47,7 @@ def test_moves_queued_during_a_drag_collapse_into_the_latest():
         adapter.on_interaction("o", {"type": "LeftButtonRelease", "x": 9})
         await asyncio.sleep(0)
 
-    asyncio.run(drag())
+    run_async(drag())
     assert started == [True]
     assert adapter.log == [
         ("scale", 0.5),
@@ -66,5 +67,5 @@ def test_hovering_without_a_button_passes_every_move_through():
         for x in range(3):
             adapter.on_interaction("o", move(x, pressed=False))
 
-    asyncio.run(hover())
+    run_async(hover())
     assert adapter.log == [("event", "MouseMove", 0), ("event", "MouseMove", 1), ("event", "MouseMove", 2)]
