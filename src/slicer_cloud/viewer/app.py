@@ -31,7 +31,7 @@ from trame_slicer.core import LayoutManager, SlicerApp
 from trame_slicer.app.ui import create_vertical_slice_view_gutter_ui, create_vertical_view_gutter_ui
 from trame_slicer.rca_view.rca_view_factory import RemoteSliceViewFactory, RemoteThreeDViewFactory
 from trame_slicer.segmentation import SegmentationEffectNoTool
-from trame_slicer.views import SliceView, ThreeDView
+from trame_slicer.views import ThreeDView
 from vtkmodules.vtkCommonCore import vtkCommand
 
 from slicer_cloud.config import Limits, ViewerSettings
@@ -193,7 +193,7 @@ class ViewerApp(TrameApp):
                 return
             series_uid = series[0].uid
         kind = images.image_kind(path)
-        if kind == "segmentation" or (kind == "volume" and self.volume is not None and _is_label_name(path)):
+        if kind == "segmentation":
             self._open_segmentation(path, label=label)
             return
         self._replace_volume(load_volume(self.slicer_app, path, self.limits, series_uid=series_uid, name=label))
@@ -408,11 +408,9 @@ class ViewerApp(TrameApp):
         if view._sc_auto_fit and self.volume is not None:
             self._fit_view(view)
 
-    def _fit_view(self, view) -> None:
-        if isinstance(view, SliceView):
-            view.fit_view_to_content()
-        else:
-            view.fit_view_to_content()
+    @staticmethod
+    def _fit_view(view) -> None:
+        view.fit_view_to_content()  # slices: fit the background volume; 3D: reset the camera
         view.schedule_render()
 
     def _fit_all_views(self) -> None:
@@ -591,11 +589,6 @@ class ViewerApp(TrameApp):
     def _display_panel(self) -> None:
         ui = VolumePropertyUI()
         self.volume_property_logic.set_ui(ui)
-
-
-def _is_label_name(path: Path) -> bool:
-    name = path.name.lower()
-    return "label" in name or name.endswith(".seg.nrrd")
 
 
 def _free_name(folder: Path, name: str) -> Path:
