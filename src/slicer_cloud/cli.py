@@ -20,7 +20,10 @@ app = typer.Typer(
 HostOpt = Annotated[str, typer.Option(help="Address to listen on. Anything but loopback requires a token.")]
 TokenOpt = Annotated[
     Optional[str],
-    typer.Option(help="Access token. Omitted: one is generated and printed. '' disables it (loopback only)."),
+    typer.Option(
+        help="Access token. Omitted: SLICER_CLOUD_TOKEN (safer: a command line is readable by every local user), "
+        "else one is generated and printed. '' disables it (loopback only)."
+    ),
 ]
 BaseUrlOpt = Annotated[str, typer.Option("--base-url", help="URL prefix when served behind a proxy, e.g. /viewer/.")]
 OpenOpt = Annotated[bool, typer.Option("--open/--no-open", help="Open the URL in a web browser.")]

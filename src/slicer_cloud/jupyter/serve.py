@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from slicer_cloud.config import default_cache_dir
+from slicer_cloud.config import ServiceSettings, default_cache_dir
 from slicer_cloud.errors import SlicerCloudError
 from slicer_cloud.security import is_loopback, resolve_token
 from slicer_cloud.store.atomic import atomic_output
@@ -58,6 +58,14 @@ def server_args(*, data: Path, ip: str, port: int, token: str, open_browser: boo
 
 
 def run_serve(*, data: Path | None, ip: str, port: int, token: str | None, open_browser: bool) -> None:
+    # --token wins; else SLICER_CLOUD_TOKEN (never only the command line, which every local user
+    # can read in /proc). Taken out of the environment: kernels and terminals need not see it.
+    if token is None:
+        try:
+            token = ServiceSettings().token
+        except ValueError as error:
+            raise SlicerCloudError(f"Invalid SLICER_CLOUD_* setting: {error}") from None
+    os.environ.pop("SLICER_CLOUD_TOKEN", None)
     token = resolve_token(ip, token)
     if data is None:
         data = sample_data_folder()

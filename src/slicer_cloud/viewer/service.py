@@ -27,14 +27,17 @@ def run_viewer(
     from slicer_cloud.viewer.sessions import OpenItem, OpenRequest
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    token = resolve_token(host, token)
+    settings = settings or ViewerSettings()
+    # --token wins; else SLICER_CLOUD_TOKEN (through the settings): a command line is readable
+    # by every local user in /proc, the environment is not.
+    token = resolve_token(host, token if token is not None else settings.token)
     base = normalize_base_url(base_url)
     overrides: dict = {"host": host, "port": port, "token": token, "base_url": base}
     if data is not None:
         if not data.is_dir():
             raise SlicerCloudError(f"--data {data} is not a folder.")
         overrides["data_dir"] = data.resolve()
-    settings = (settings or ViewerSettings()).model_copy(update=overrides)
+    settings = settings.model_copy(update=overrides)
     limits = Limits()
 
     for path in paths:
