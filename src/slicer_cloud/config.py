@@ -57,7 +57,12 @@ class ServiceSettings(BaseSettings):
 class ViewerSettings(ServiceSettings):
     """Settings of the web viewer (``slicer-cloud view``)."""
 
-    max_sessions: int = Field(default=8, gt=0, description="Most viewer sessions (one process each) at once.")
+    max_sessions: int = Field(
+        default=8, gt=0, description="Most viewer session processes at once (spares started ahead included)."
+    )
+    busy_retry_after_s: int = Field(
+        default=10, gt=0, description="When every session is in use, the busy page tries again after this long."
+    )
     spare_sessions: int = Field(
         default=1, ge=0, le=4, description="Session processes kept started ahead, so a new tab shows images fast."
     )

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import logging
 import re
 import secrets
@@ -56,10 +57,27 @@ _HOP_BY_HOP = {
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
 
 
-def _error_response(error: SlicerCloudError, *, as_json: bool) -> web.Response:
+def _error_response(error: SlicerCloudError, *, as_json: bool, as_html: bool = False) -> web.Response:
+    headers = {}
+    if error.retry_after_s is not None:
+        headers["Retry-After"] = str(error.retry_after_s)
     if as_json:
-        return web.json_response({"error": error.message}, status=error.status)
-    return web.Response(status=error.status, text=error.message + "\n", content_type="text/plain")
+        return web.json_response({"error": error.message}, status=error.status, headers=headers)
+    if as_html:
+        return web.Response(status=error.status, text=_error_page(error), content_type="text/html", headers=headers)
+    return web.Response(status=error.status, text=error.message + "\n", content_type="text/plain", headers=headers)
+
+
+def _error_page(error: SlicerCloudError) -> str:
+    """A page for a browser tab; a temporary refusal (viewer busy) reloads itself when told to."""
+    message = html.escape(error.message)
+    if error.retry_after_s is None:
+        return f"<!doctype html><title>Viewer</title><p>{message}</p>"
+    wait = error.retry_after_s
+    return (
+        f'<!doctype html><meta http-equiv="refresh" content="{wait}"><title>Viewer busy</title>'
+        f"<p>{message}</p><p>This page tries again by itself in {wait} seconds.</p>"
+    )
 
 
 @web.middleware
@@ -69,7 +87,9 @@ async def errors_middleware(request: web.Request, handler):
     except SlicerCloudError as error:
         if error.detail:
             log.info("%s %s: %s (%s)", request.method, request.path, error.message, error.detail)
-        return _error_response(error, as_json="/api/" in request.path)
+        return _error_response(
+            error, as_json="/api/" in request.path, as_html="text/html" in request.headers.get("Accept", "")
+        )
 
 
 def build_app(

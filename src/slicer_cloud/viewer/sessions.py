@@ -108,6 +108,10 @@ class SessionManager:
         self._tasks: set[asyncio.Task] = set()
         self._closing = False
         self._spare_lock = asyncio.Lock()
+        #: slots held by launches in flight (a process not yet in ``sessions``) and by tabs waiting
+        #: for an evicted session to end. Counted with ``sessions`` so the cap holds even when many
+        #: tabs arrive together: a slot is taken before the first await, never after.
+        self._reserved = 0
         #: sessions that died before becoming ready, in a row: past a few, stop respawning.
         self._failed_starts = 0
         self.broken_reason = ""
@@ -201,9 +205,17 @@ class SessionManager:
     async def _top_up_spares(self) -> None:
         async with self._spare_lock:
             while not self._closing and not self.broken_reason and len(self._spares) < self.settings.spare_sessions and self._room_for_more():
-                spare = await self._launch()
+                spare = await self._launch_reserved()
                 self._spares.append(spare)
                 self._spawn_task(self._preload(spare))
+
+    async def _launch_reserved(self) -> Session:
+        """Launch a session in a slot taken now, before the launch awaits anything."""
+        self._reserved += 1
+        try:
+            return await self._launch()
+        finally:
+            self._reserved -= 1
 
     async def _preload(self, spare: Session) -> None:
         if self.default_open is None:
@@ -214,37 +226,65 @@ class SessionManager:
                 await spare.send(self.default_open.command())
                 spare.preloaded = self.default_open
 
+    def slots_taken(self) -> int:
+        """Session processes that exist or are being started: tabs', spares' and ending ones'."""
+        return len(self.sessions) + self._reserved
+
     def _room_for_more(self) -> bool:
-        return len(self.sessions) < self.settings.max_sessions + self.settings.spare_sessions
+        return self.slots_taken() < self.settings.max_sessions
 
     def assigned_count(self) -> int:
         return sum(1 for s in self.sessions.values() if s.assigned)
 
+    def _busy(self) -> SlicerCloudError:
+        return SlicerCloudError(
+            f"All {self.settings.max_sessions} viewer sessions are in use; close a tab or try again in a moment.",
+            status=503,
+            retry_after_s=self.settings.busy_retry_after_s,
+        )
+
     async def acquire(self, open_request: OpenRequest | None) -> Session:
-        """A ready session for a new tab, opening ``open_request`` (or the default)."""
+        """A ready session for a new tab, opening ``open_request`` (or the default).
+
+        The slot is claimed synchronously (a spare, a free slot, or an idle session's slot) before
+        the first await, so a burst of tabs never starts more than ``max_sessions`` processes; the
+        ones over the cap get a 503 with ``Retry-After`` at once.
+        """
         if self.broken_reason:
             raise SlicerCloudError(f"The viewer cannot start: {self.broken_reason}.", status=500)
-        if self.assigned_count() >= self.settings.max_sessions:
-            await self._evict_idle()
-        if self.assigned_count() >= self.settings.max_sessions:
-            raise SlicerCloudError(
-                f"All {self.settings.max_sessions} viewer sessions are in use; close a tab or try again later.",
-                status=503,
-            )
         session = None
-        while self._spares:
+        while self._spares and session is None:
             candidate = self._spares.pop(0)
             if candidate.alive:
                 session = candidate
-                break
+        victim = None
         if session is None:
-            session = await self._launch()
-        session.assigned = True
+            if not self._room_for_more():
+                victim = self._idle_victim()
+                if victim is None:
+                    raise self._busy()
+                victim.assigned = False  # its slot is ours from now on; its tab is told it ended
+            self._reserved += 1
+        else:
+            session.assigned = True
         try:
+            if session is None:
+                try:
+                    if victim is not None:
+                        log.info("at capacity: ending session %s, idle for %.0f s", victim.id, time.monotonic() - victim.last_active)
+                        await self._stop(victim, reason="ended to make room for a new tab")
+                    session = await self._launch()
+                finally:
+                    self._reserved -= 1
+                session.assigned = True
             await asyncio.wait_for(session.ready.wait(), self.settings.session_start_timeout_s)
         except asyncio.TimeoutError:
             await self._stop(session)
-            raise SlicerCloudError("The viewer session did not start in time; try again.", status=503) from None
+            raise SlicerCloudError(
+                "The viewer session did not start in time; try again.",
+                status=503,
+                retry_after_s=self.settings.busy_retry_after_s,
+            ) from None
         finally:
             # Only now: a spare starting at the same time would slow the session the user waits for.
             self._spawn_task(self._top_up_spares())
@@ -275,18 +315,15 @@ class SessionManager:
                 await session.process.wait()
         self._forget(session)
 
-    async def _evict_idle(self) -> None:
-        """At capacity, end the session whose browser left longest ago (a closed tab), if any."""
+    def _idle_victim(self) -> Session | None:
+        """At capacity, the session whose browser left longest ago (a closed tab), if any."""
         now = time.monotonic()
         idle = [
             s
             for s in self.sessions.values()
             if s.assigned and s.ready.is_set() and s.connections == 0 and now - s.last_active > EVICTABLE_AFTER_S
         ]
-        if idle:
-            oldest = min(idle, key=lambda s: s.last_active)
-            log.info("at capacity: ending session %s, idle for %.0f s", oldest.id, now - oldest.last_active)
-            await self._stop(oldest, reason="ended to make room for a new tab")
+        return min(idle, key=lambda s: s.last_active) if idle else None
 
     async def _reap_loop(self) -> None:
         interval = min(30.0, max(0.5, self.settings.session_idle_timeout_s / 4))
