@@ -72,6 +72,10 @@ class Client:
     def health(self) -> dict[str, Any]:
         return self._json("GET", "/api/health")
 
+    def info(self) -> dict[str, Any]:
+        """The service's version and job engine (needs the token)."""
+        return self._json("GET", "/api/info")
+
     # -- items ---------------------------------------------------------------------------------
     def upload(self, path: str | Path, *, kind: str | None = None) -> dict[str, Any]:
         """Upload a file (streamed from disk); the new item."""

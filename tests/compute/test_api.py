@@ -37,7 +37,7 @@ def mask_job(client, ct_item):
 def test_health_answers_without_a_token(api):
     answer = httpx.get(api.base + "/api/health")
     assert answer.status_code == 200
-    assert answer.json()["status"] == "ok" and answer.json()["engine"]["engine"] == "local"
+    assert answer.json() == {"status": "ok"}  # liveness only: no address, version or engine
 
 
 @pytest.mark.parametrize("method, path", [
@@ -45,7 +45,7 @@ def test_health_answers_without_a_token(api):
     ("DELETE", "/api/items/x"), ("GET", "/api/items/x/slice.png"), ("GET", "/api/items/x/render.png"),
     ("GET", "/api/modules"), ("GET", "/api/modules/threshold"), ("GET", "/api/modules/threshold/xml"),
     ("GET", "/api/jobs"), ("POST", "/api/jobs"), ("GET", "/api/jobs/x"), ("DELETE", "/api/jobs/x"),
-    ("GET", "/api/jobs/x/events"), ("GET", "/docs"), ("GET", "/openapi.json"), ("GET", "/docs-assets/swagger-ui.css"),
+    ("GET", "/api/jobs/x/events"), ("GET", "/api/info"), ("GET", "/docs"), ("GET", "/openapi.json"), ("GET", "/docs-assets/swagger-ui.css"),
 ])
 def test_every_other_route_needs_the_token(api, method, path):
     bare = httpx.request(method, api.base + path)

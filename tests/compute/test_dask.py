@@ -19,8 +19,8 @@ def test_jobs_run_on_a_dask_local_cluster(tmp_path, ct_file):
     data.mkdir()
     server = start_api(data, "--engine", "dask", "--workers", "1", "--modules-path", str(MODULES_DIR))
     try:
-        engine = httpx.get(server.base + "/api/health").json()["engine"]
-        assert engine["engine"] == "dask" and engine["scheduler"].startswith("tcp://127.0.0.1:")
+        engine = httpx.get(server.base + "/api/info", headers=server.headers).json()["engine"]
+        assert engine["engine"] == "dask" and engine["scheduler"].startswith("tls://127.0.0.1:")
         with Client(server.base, server.token) as client:
             scan = client.upload(ct_file)
             seen: list[dict] = []

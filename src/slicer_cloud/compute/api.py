@@ -26,7 +26,7 @@ from slicer_cloud import __version__
 from slicer_cloud.compute import inspect as worker_tasks
 from slicer_cloud.compute.auth import TokenMiddleware
 from slicer_cloud.compute.jobs.spec import FINAL_STATES
-from slicer_cloud.compute.schemas import Health, ItemOut, ItemPage, JobOut, JobPage, JobRequest, ModuleOut, ModuleSummary, PathRequest
+from slicer_cloud.compute.schemas import Health, ItemOut, ItemPage, JobOut, JobPage, JobRequest, ModuleOut, ModuleSummary, PathRequest, ServiceInfo
 from slicer_cloud.compute.service import ComputeService
 from slicer_cloud.compute.settings import ComputeSettings
 from slicer_cloud.config import Limits
@@ -112,9 +112,15 @@ def create_app(settings: ComputeSettings, token: str, limits: Limits | None = No
 
     # -- health ------------------------------------------------------------------------------
     @app.get("/api/health", response_model=Health, tags=["service"])
-    def health(request: Request) -> dict[str, Any]:
-        """Answers without a token: for load balancers and start-up checks."""
-        return {"status": "ok", "version": __version__, "engine": _svc(request).engine.describe()}
+    def health() -> dict[str, Any]:
+        """Answers without a token, for load balancers and start-up checks: liveness only (no
+        address, version or engine, which would help whoever probes the machine)."""
+        return {"status": "ok"}
+
+    @app.get("/api/info", response_model=ServiceInfo, tags=["service"])
+    def info(request: Request) -> dict[str, Any]:
+        """The version and where jobs run (engine, workers, scheduler address)."""
+        return {"version": __version__, "engine": _svc(request).engine.describe()}
 
     # -- items -------------------------------------------------------------------------------
     @app.post(

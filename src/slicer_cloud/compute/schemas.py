@@ -107,6 +107,11 @@ class JobPage(BaseModel):
 
 
 class Health(BaseModel):
+    """Liveness only: it answers without a token, so it names no address, version or engine."""
+
     status: Literal["ok"]
+
+
+class ServiceInfo(BaseModel):
     version: str
     engine: dict[str, Any]

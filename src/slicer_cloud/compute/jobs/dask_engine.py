@@ -3,7 +3,9 @@
 With a scheduler address it joins that cluster (reached the same way on a laptop, on SLURM
 through dask-jobqueue or on Kubernetes through the Dask operator); without one it starts a
 LocalCluster of ``workers`` single-threaded worker processes. Workers must see the data folder
-at the same path (a shared file system on a cluster).
+at the same path (a shared file system on a cluster). Both ways the cluster is secured by
+:func:`~slicer_cloud.compute.jobs.dask_security.dask_security` (mutual TLS; a LocalCluster gets
+credentials made for this run only, so no other account can connect a client to it).
 
 Progress travels back as worker events (``log_event``/``subscribe_topic``); cancelling sets a
 Dask ``Event`` that the task polls while its module runs.
@@ -16,6 +18,7 @@ import threading
 import time
 from typing import Any
 
+from slicer_cloud.compute.jobs.dask_security import dask_security
 from slicer_cloud.compute.jobs.engine import Engine, JobListener
 from slicer_cloud.compute.jobs.execute import execute
 from slicer_cloud.compute.jobs.spec import JobOutcome, JobSpec
@@ -65,18 +68,21 @@ class DaskEngine(Engine):
         from distributed import Client, LocalCluster
 
         self._cluster = None
+        security = dask_security(new_cluster=not scheduler, scheduler=scheduler)
         try:
             if scheduler:
-                self._client = Client(scheduler, timeout="20s")
+                self._client = Client(scheduler, timeout="20s", security=security)
             else:
                 self._cluster = LocalCluster(
                     n_workers=max(1, workers or 1),
                     threads_per_worker=1,
                     processes=True,
+                    host="127.0.0.1",
                     dashboard_address=None,
                     memory_limit=memory_limit,
+                    security=security,  # implies tls:// for the scheduler and the workers
                 )
-                self._client = Client(self._cluster)
+                self._client = Client(self._cluster)  # takes the cluster's credentials
         except OSError as error:
             raise SlicerCloudError(f"Cannot reach the Dask scheduler {scheduler}: {error}", status=500) from error
         self.scheduler = self._client.scheduler.address
