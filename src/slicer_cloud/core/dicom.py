@@ -128,6 +128,11 @@ def _read_header(path: Path) -> _Header | None:
         ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=_TAGS)
     except (InvalidDicomError, OSError, ValueError, EOFError, KeyError, TypeError, AttributeError):
         return None
+    return _header_from_dataset(ds, path)
+
+
+def _header_from_dataset(ds, path: Path) -> _Header | None:
+    """The header fields of a dataset (from a file, or a DICOMweb server's metadata), or None."""
     try:
         rows, columns = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
     except (TypeError, ValueError):
@@ -199,6 +204,19 @@ def _group(files: Iterable[Path]) -> list[DicomSeries]:
     groups: dict[str, list[_Header]] = {}
     for path in files:
         header = _read_header(path)
+        if header is not None:
+            groups.setdefault(header.uid, []).append(header)
+    series = [_make_series(uid, headers) for uid, headers in groups.items()]
+    series.sort(key=lambda s: (-len(s.files), s.description, s.uid))
+    return series
+
+
+def series_from_datasets(datasets: Iterable[tuple[Path, object]]) -> list[DicomSeries]:
+    """Series from datasets already in memory (DICOMweb metadata), grouped and checked exactly as
+    files are; ``files`` then holds the names the caller gave each dataset (e.g. SOP Instance UIDs)."""
+    groups: dict[str, list[_Header]] = {}
+    for name, ds in datasets:
+        header = _header_from_dataset(ds, Path(name))
         if header is not None:
             groups.setdefault(header.uid, []).append(header)
     series = [_make_series(uid, headers) for uid, headers in groups.items()]
