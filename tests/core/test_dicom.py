@@ -198,7 +198,7 @@ def test_malformed_series_is_refused_with_a_reason(case, tmp_path):
     assert case.message.lower() in caught.value.message.lower()
 
 
-@pytest.mark.parametrize("name", ["dicom_missing_slice", "dicom_multiframe", "dicom_jpeg_lossless", "dicom_mixed_size"])
+@pytest.mark.parametrize("name", ["dicom_missing_slice", "dicom_multiframe", "dicom_unknown_syntax", "dicom_mixed_size"])
 def test_problem_series_are_still_listed_and_refuse_to_read(name, tmp_path):
     case = next(c for c in corpus.CASES if c.name == name)
     [series] = find_series(case.build(tmp_path))

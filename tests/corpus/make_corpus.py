@@ -534,6 +534,22 @@ def _dicom_jpeg_lossless(dir_: Path) -> Path:
     return folder
 
 
+def _dicom_unknown_syntax(dir_: Path) -> Path:
+    folder = dir_ / "unknown_syntax"
+    files = write_dicom_folder(folder, shape=(16, 12, 2))
+    import pydicom
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import MPEG2MPML
+
+    for path in files:
+        ds = pydicom.dcmread(path)
+        ds.file_meta.TransferSyntaxUID = MPEG2MPML
+        ds.PixelData = encapsulate([bytes(64)])
+        ds["PixelData"].VR = "OB"
+        ds.save_as(path, enforce_file_format=True)
+    return folder
+
+
 def _dicom_too_many_files(dir_: Path) -> Path:
     folder = dir_ / "many_files"
     write_dicom_folder(folder, shape=(8, 8, 12))
@@ -619,7 +635,8 @@ CASES: list[Case] = [
     Case("dicom_mixed_orientation", _dicom_mixed_orientation, 400, "different orientations"),
     Case("dicom_duplicate_positions", _dicom_duplicate_positions, 400, "same position"),
     Case("dicom_multiframe", _dicom_multiframe, 400, "multi-frame"),
-    Case("dicom_jpeg_lossless", _dicom_jpeg_lossless, 400, "JPEG Lossless"),
+    Case("dicom_jpeg_lossless", _dicom_jpeg_lossless, 400, "cannot be decoded", reader="read_series"),
+    Case("dicom_unknown_syntax", _dicom_unknown_syntax, 400, "MPEG2"),
     Case("dicom_too_many_files", _dicom_too_many_files, 413, "more than 5 files", {"max_dicom_files": 5}),
     Case("dicom_over_voxels", _dicom_over_voxels, 413, "voxels, more than the limit", {"max_voxels": 1000}),
     Case("dicom_corrupt_pixels", _dicom_corrupt_pixels, 400, "cannot be decoded", reader="read_series"),
