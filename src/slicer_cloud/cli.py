@@ -162,11 +162,11 @@ def sample(
 
 
 # --- headless compute API and batch runs (issue #3) -----------------------------------------
-EngineOpt = Annotated[str, typer.Option("--engine", help="Where jobs run: local (a pool of processes) or dask.")]
+EngineOpt = Annotated[str, typer.Option("--engine", help="Where jobs run: local (a pool of processes), dask, or slurm (Dask workers as SLURM jobs, settings SLICER_CLOUD_SLURM_*).")]
 SchedulerOpt = Annotated[
     Optional[str], typer.Option("--scheduler", help="Dask scheduler address (tcp://host:8786). Omitted: a LocalCluster.")
 ]
-WorkersOpt = Annotated[Optional[int], typer.Option("--workers", min=1, help="Jobs at once (local) or LocalCluster workers. Default: cores.")]
+WorkersOpt = Annotated[Optional[int], typer.Option("--workers", min=1, help="Jobs at once (local), LocalCluster workers (dask) or most SLURM worker jobs (slurm). Default: cores.")]
 ModulesPathOpt = Annotated[
     Optional[list[Path]], typer.Option("--modules-path", help="A folder of CLI module executables that answer --xml (repeatable).")
 ]

@@ -230,7 +230,7 @@ _engines: dict[tuple, Any] = {}
 
 
 def configure(**options: Any) -> RunSettings:
-    """Set where :func:`run` runs: ``engine="local"|"dask"``, ``scheduler="tcp://host:8786"``
+    """Set where :func:`run` runs: ``engine="local"|"dask"|"slurm"``, ``scheduler="tcp://host:8786"``
     (none: a LocalCluster), ``workers``, ``out`` (the results folder), ``modules_path``."""
     for key, value in options.items():
         if not hasattr(_settings, key):
@@ -249,16 +249,10 @@ def close_engines() -> None:
 def _engine():
     key = (_settings.engine, _settings.scheduler, _settings.workers)
     if key not in _engines:
-        if _settings.engine == "dask":
-            from slicer_cloud.compute.jobs.dask_engine import DaskEngine
+        from slicer_cloud.compute.jobs.engines import make_engine
 
-            _engines[key] = DaskEngine(_settings.scheduler, _settings.workers)
-        elif _settings.engine == "local":
-            from slicer_cloud.compute.jobs.engine import LocalEngine
-
-            _engines[key] = LocalEngine(_settings.workers or 1)
-        else:
-            raise SlicerCloudError(f"Unknown engine {_settings.engine!r}: use local or dask.")
+        _engines[key] = make_engine(_settings.engine, scheduler=_settings.scheduler,
+                                    workers=_settings.workers or (1 if _settings.engine == "local" else None))
     return _engines[key]
 
 

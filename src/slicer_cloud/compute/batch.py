@@ -1,4 +1,4 @@
-"""``slicer-cloud run``: one module over many inputs, on the local pool or a Dask cluster.
+"""``slicer-cloud run``: one module over many inputs, on the local pool, a Dask cluster or SLURM.
 
 Each input is one case. A case that fails is reported with its reason and the batch goes on;
 a table sums up at the end and ``summary.csv`` in the output folder keeps every case's return
@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from slicer_cloud.compute.jobs.engine import Engine, LocalEngine
+from slicer_cloud.compute.jobs.engine import Engine
+from slicer_cloud.compute.jobs.engines import make_engine
 from slicer_cloud.compute.jobs.manager import stem
 from slicer_cloud.compute.jobs.spec import JobOutcome, JobSpec, OutputSpec
 from slicer_cloud.compute.modules.descriptor import ModuleDescriptor, Parameter
@@ -41,6 +42,7 @@ class Case:
     progress: float = 0.0
     error: str | None = None
     seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
     returned: dict[str, Any] = field(default_factory=dict)
     done: threading.Event = field(default_factory=threading.Event)
@@ -152,7 +154,7 @@ def run_batch(
         raise SlicerCloudError("No inputs: give files, folders or globs.", status=422)
     out.mkdir(parents=True, exist_ok=True)
     work_root = out / ".slicer-cloud-work"
-    runner: Engine = _engine(engine, scheduler, workers)
+    runner: Engine = make_engine(engine, scheduler=scheduler, workers=workers)
     cases: dict[str, Case] = {}
     listener = _Listener(cases)
     try:
@@ -187,6 +189,7 @@ def run_batch(
         if outcome is None:
             continue
         case.seconds = outcome.seconds
+        case.notes = list(outcome.notes)
         case.state = outcome.state
         case.error = outcome.error
         if outcome.state == "succeeded":
@@ -199,16 +202,6 @@ def run_batch(
     _write_summary(out / "summary.csv", list(cases.values()), descriptor)
     _print_table(console, module, list(cases.values()), descriptor)
     return list(cases.values())
-
-
-def _engine(engine: str, scheduler: str | None, workers: int | None) -> Engine:
-    if engine == "dask":
-        from slicer_cloud.compute.jobs.dask_engine import DaskEngine
-
-        return DaskEngine(scheduler, workers)
-    if engine != "local":
-        raise SlicerCloudError(f"Unknown engine {engine!r}: use local or dask.", status=422)
-    return LocalEngine(workers)
 
 
 def _output_name(parameter: Parameter, values: dict[str, Any], module: str, input_path: Path) -> str:
@@ -251,9 +244,9 @@ def _write_summary(path: Path, cases: list[Case], descriptor: ModuleDescriptor) 
     names = [p.name for p in descriptor.return_parameters]
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(["input", "state", "seconds", "outputs", "error", *names])
+    writer.writerow(["input", "state", "seconds", "outputs", "error", "notes", *names])
     for case in cases:
-        writer.writerow([case.source, case.state, f"{case.seconds:.2f}", ";".join(case.outputs), case.error or "",
+        writer.writerow([case.source, case.state, f"{case.seconds:.2f}", ";".join(case.outputs), case.error or "", " ".join(case.notes),
                          *[format_return_value(case.returned[n]).replace(",", " ") if n in case.returned else "" for n in names]])
     with atomic_output(path) as tmp:
         tmp.write_text(text.getvalue())
@@ -267,7 +260,7 @@ def _print_table(console, module: str, cases: list[Case], descriptor: ModuleDesc
         table.add_column(column, overflow="fold")
     for case in cases:
         if case.state == "succeeded":
-            detail = ", ".join(f"{k}={format_return_value(v)}" for k, v in case.returned.items())
+            detail = " ".join([", ".join(f"{k}={format_return_value(v)}" for k, v in case.returned.items()), *case.notes])
         else:
             detail = case.error or ""
         style = "green" if case.state == "succeeded" else "red"

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from slicer_cloud.compute.inspect import describe_file, warm_up
-from slicer_cloud.compute.jobs.engine import Engine, LocalEngine
+from slicer_cloud.compute.jobs import engines
+from slicer_cloud.compute.jobs.engine import Engine
 from slicer_cloud.compute.jobs.manager import JobManager
 from slicer_cloud.compute.modules.registry import Registry
 from slicer_cloud.compute.settings import ComputeSettings
@@ -20,10 +21,6 @@ log = logging.getLogger(__name__)
 
 
 def make_engine(settings: ComputeSettings, inspect_pool: WorkerPool | None, limits: Limits) -> Engine:
-    if settings.engine == "dask":
-        from slicer_cloud.compute.jobs.dask_engine import DaskEngine
-
-        return DaskEngine(settings.scheduler, settings.workers)
     limits_dict = limits.model_dump()
 
     def describe(path: str, kind: str, is_image: bool) -> dict:
@@ -32,7 +29,9 @@ def make_engine(settings: ComputeSettings, inspect_pool: WorkerPool | None, limi
             return describe_file(path, kind, is_image, limits_dict)
         return inspect_pool.call(describe_file, path, kind, is_image, limits_dict, timeout_s=settings.inspect_timeout_s)
 
-    return LocalEngine(settings.workers, describe)
+    # slurm: its own max_jobs setting unless --workers (or SLICER_CLOUD_WORKERS) was given
+    workers = settings.workers if settings.engine != "slurm" or "workers" in settings.model_fields_set else None
+    return engines.make_engine(settings.engine, scheduler=settings.scheduler, workers=workers, describe=describe)
 
 
 @dataclass

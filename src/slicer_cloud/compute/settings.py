@@ -22,9 +22,9 @@ def _default_job_memory() -> int:
 
 class ComputeSettings(ServiceSettings):
     port: int = Field(default=8000, ge=0, le=65535)
-    engine: Literal["local", "dask"] = "local"
+    engine: Literal["local", "dask", "slurm"] = "local"
     scheduler: str | None = Field(default=None, description="Dask scheduler address; none: a LocalCluster is started.")
-    workers: int = Field(default_factory=lambda: os.cpu_count() or 1, gt=0, le=256, description="Jobs run at once (local) or LocalCluster workers (dask).")
+    workers: int = Field(default_factory=lambda: os.cpu_count() or 1, gt=0, le=256, description="Jobs run at once (local), LocalCluster workers (dask) or most worker jobs (slurm).")
     modules_path: list[Path] = Field(default_factory=list, description="Folders of CLI module executables that answer --xml.")
     job_timeout_s: float = Field(default=6 * 3600.0, gt=0, description="Wall-time limit of one job.")
     job_memory_bytes: int = Field(default_factory=_default_job_memory, gt=0, description="Address-space limit of one job's process.")

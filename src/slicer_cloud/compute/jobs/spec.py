@@ -49,3 +49,5 @@ class JobOutcome:
     #: parameter name -> metadata of the output file (see compute.inspect.describe_file)
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     seconds: float = 0.0
+    #: what the engine did besides running it, e.g. started again after its worker was lost
+    notes: list[str] = field(default_factory=list)

@@ -63,7 +63,7 @@ class Registry:
             self._entries[name] = ModuleEntry(parse_descriptor(module.XML, name), [PYTHON, "-m", f"{builtin.PACKAGE}.{name}"], True)
         candidates: list[Path] = []
         for folder in modules_paths or []:
-            folder = Path(folder).expanduser()
+            folder = Path(folder).expanduser().absolute()  # workers elsewhere start from another folder
             if not folder.is_dir():
                 raise SlicerCloudError(f"--modules-path {folder} is not a folder.", status=500)
             for path in sorted(folder.iterdir()):
