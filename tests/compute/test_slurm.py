@@ -32,6 +32,7 @@ def slurm() -> Iterator[Slurm]:
 
 def slurm_env(slurm: Slurm, tmp_path: Path, **settings: str) -> dict[str, str]:
     return {**slurm.env, "SLICER_CLOUD_SLURM_LOG_DIRECTORY": str(tmp_path / "slurm-logs"),
+            "SLICER_CLOUD_SLURM_SHARED_DIRECTORY": str(tmp_path / "slurm-shared"),
             "SLICER_CLOUD_SLURM_RESOURCES": json.dumps({"memory": "1GiB", "walltime": "00:20:00"}), **settings}
 
 
@@ -81,6 +82,7 @@ def test_a_batch_goes_on_when_a_workers_slurm_job_is_killed(slurm: Slurm, tmp_pa
         assert f"job={job_id} " not in killed["ran_on"]  # it finished on another worker job
     assert {r["ran_on"].split()[1] for r in rows.values() if r["ran_on"]} - {f"job={job_id}"}  # ran on SLURM jobs
     assert (out / f"{Path(others[0]['input']).stem}-slow_copy.nrrd").read_bytes() == ct_file.read_bytes()
+    assert list((tmp_path / "slurm-shared").iterdir()) == []  # the run's TLS credentials for the job scripts are gone
     wait_for_workers_to_end(slurm)
 
 
@@ -91,8 +93,9 @@ def test_the_api_runs_jobs_on_slurm_with_per_module_resources(slurm: Slurm, tmp_
                     SLICER_CLOUD_SLURM_MODULES=json.dumps({"slow_copy": "wide"}), SLICER_CLOUD_SLURM_MAX_JOBS="1")
     server = start_api(data, "--engine", "slurm", "--modules-path", str(MODULES_DIR), env=env, timeout_s=180)
     try:
-        engine = httpx.get(server.base + "/api/health").json()["engine"]
+        engine = httpx.get(server.base + "/api/info", headers=server.headers).json()["engine"]
         assert engine["engine"] == "slurm" and engine["profiles"] == ["default", "wide"] and engine["max_jobs"] == 1
+        assert engine["scheduler"].startswith("tls://127.0.0.1:")  # worker jobs connect with this run's TLS credentials
         with Client(server.base, server.token) as client:
             scan = client.upload(ct_file)
             seen: list[dict] = []
