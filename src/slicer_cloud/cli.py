@@ -257,6 +257,40 @@ def hub(
         _fail(error)
 
 
+# --- the forum survey (issue #14) --------------------------------------------------------------
+@app.command()
+def survey(
+    out: Annotated[Path, typer.Option("--out", help="Folder for topics.csv, report.html and plots/.")],
+    archive: Annotated[Optional[Path], typer.Option("--archive", help="An archive of topics: one /t/{id}.json object per line (.jsonl or .jsonl.gz).")] = None,
+    forum: Annotated[Optional[str], typer.Option("--forum", help="Survey this live Discourse forum instead, e.g. https://discourse.slicer.org.")] = None,
+    cache: Annotated[Optional[Path], typer.Option("--cache", help="Cache folder of a live survey (a re-run fetches only what changed).")] = None,
+    max_pages: Annotated[Optional[int], typer.Option("--max-pages", min=1, help="Live: most /latest.json pages read (default: all).")] = None,
+    max_fetches: Annotated[Optional[int], typer.Option("--max-fetches", min=0, help="Live: most topics fetched in this run (default: all needed).")] = None,
+    link_base: Annotated[Optional[str], typer.Option("--link-base", help="Archive: the forum its topics link to. Default: SLICER_CLOUD_SURVEY_FORUM_URL.")] = None,
+) -> None:
+    """What the forum asks about using Slicer remotely: each topic sorted into an approach, with its evidence."""
+    from slicer_cloud.survey.service import survey_archive, survey_forum
+
+    if (archive is None) == (forum is None):
+        _fail(SlicerCloudError("Give exactly one of --archive FILE or --forum URL."))
+    try:
+        if archive is not None:
+            run = survey_archive(archive, out, base_url=link_base)
+        else:
+            run = survey_forum(forum, out, cache_dir=cache, max_latest_pages=max_pages, max_topic_fetches=max_fetches,
+                               progress=lambda message: typer.echo(message, err=True))
+    except SlicerCloudError as error:
+        _fail(error)
+    counts = run.survey.counts()
+    typer.echo(f"{run.survey.total} topics, {len(run.survey.remote)} about remote use: "
+               + ", ".join(f"{approach} {counts[approach]}" for approach in ("remote_desktop", "headless_compute_node", "jupyter_kernel", "pure_web")))
+    if run.sync_summary:
+        typer.echo(f"forum: {run.sync_summary}")
+    for key in ("csv", "html"):
+        typer.echo(f"wrote {run.files[key]}")
+    typer.echo(f"done in {run.elapsed_s:.0f} s")
+
+
 def main() -> None:
     app()
 

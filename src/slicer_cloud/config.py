@@ -72,3 +72,18 @@ class ViewerSettings(ServiceSettings):
     session_start_timeout_s: float = Field(default=60.0, gt=0)
     jpeg_quality_interactive: int = Field(default=50, ge=1, le=100)
     jpeg_quality_still: int = Field(default=90, ge=1, le=100)
+
+
+class SurveySettings(BaseSettings):
+    """Settings of the forum survey (``slicer-cloud survey``): how politely it reads a live forum."""
+
+    model_config = SettingsConfigDict(env_prefix="SLICER_CLOUD_SURVEY_", extra="ignore")
+
+    forum_url: str = Field(default="https://discourse.slicer.org", description="The Discourse forum surveyed and linked to.")
+    request_interval_s: float = Field(default=0.5, ge=0, description="Least time between two requests to the forum.")
+    max_retries: int = Field(default=6, ge=0, description="Retries of one request after 429, 5xx or a network error.")
+    max_retry_wait_s: float = Field(default=300.0, gt=0, description="Longest wait before one retry (Retry-After included).")
+    timeout_s: float = Field(default=30.0, gt=0, description="Timeout of one HTTP request.")
+    cache_dir: Path = Field(
+        default_factory=lambda: default_cache_dir() / "survey", description="Where fetched topics are kept between runs."
+    )
