@@ -215,7 +215,7 @@ def create_app(settings: ComputeSettings, token: str, limits: Limits | None = No
         if not target.exists():
             service.cache_dir.mkdir(parents=True, exist_ok=True)
             if item.kind == "model":
-                await service.inspect_pool.run(worker_tasks.convert_model, str(path), str(target))
+                await service.inspect_pool.run(worker_tasks.convert_model, str(path), str(target), service.limits.model_dump())
             else:
                 await service.inspect_pool.run(worker_tasks.convert_volume, str(path), str(target), service.limits.model_dump())
         name = _with_suffix(item.name, suffix)

@@ -56,9 +56,9 @@ def _image_metadata(path: Path, limits: Limits) -> dict[str, Any]:
     }
 
 
-def _check_model(path: Path) -> dict[str, Any]:
+def _check_model(path: Path, limits: Limits) -> dict[str, Any]:
     os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
-    polydata = read_model(path)
+    polydata = read_model(path, limits)
     if polydata.GetNumberOfPoints() == 0:
         raise SlicerCloudError(f"{path.name} is not a readable surface model (no points).")
     return {}
@@ -107,7 +107,7 @@ def describe_file(path: str, kind: str | None, is_image: bool = False, limits: d
         if meta.pop("is_segmentation"):
             kind = "segmentation"
     elif kind == "model":
-        meta = _check_model(file)
+        meta = _check_model(file, limit)
     elif kind == "table":
         meta = _check_table(file)
     meta.update(kind=kind, size=file.stat().st_size, sha256=sha256_of(file))
@@ -147,8 +147,11 @@ def convert_volume(source: str, target: str, limits: dict | None = None) -> str:
     return target
 
 
-def read_model(path: Path):
-    """A vtkPolyData from STL, OBJ, VTP, VTK or PLY (glTF is written, not read)."""
+def read_model(path: Path, limits: Limits | None = None):
+    """A vtkPolyData from STL, OBJ, VTP, VTK or PLY (glTF is written, not read); the header's
+    declared sizes are checked against the file first (a reader trusts them when it allocates)."""
+    from slicer_cloud.core.model_headers import check_model_file
+
     from vtkmodules.vtkIOGeometry import vtkOBJReader, vtkSTLReader
     from vtkmodules.vtkIOLegacy import vtkPolyDataReader
     from vtkmodules.vtkIOPLY import vtkPLYReader
@@ -158,6 +161,7 @@ def read_model(path: Path):
     reader_class = readers.get(path.suffix.lower())
     if reader_class is None:
         raise SlicerCloudError(f"{path.name}: models are read from {', '.join(readers)}.", status=415)
+    check_model_file(path, limits)
     reader = reader_class()
     reader.SetFileName(str(path))
     reader.Update()
@@ -167,13 +171,13 @@ def read_model(path: Path):
     return output
 
 
-def convert_model(source: str, target: str) -> str:
+def convert_model(source: str, target: str, limits: dict | None = None) -> str:
     """Write the model at ``source`` as STL, OBJ, VTP, VTK, PLY or glTF (by ``target``'s suffix)."""
     os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
     from slicer_cloud.compute.modules.builtin.labelmap_to_model import write_polydata
     from slicer_cloud.store.atomic import atomic_output
 
-    polydata = read_model(Path(source))
+    polydata = read_model(Path(source), Limits(**limits) if limits else None)
     out = Path(target)
     if out.suffix.lower() in (".gltf", ".glb"):
         from vtkmodules.vtkCommonDataModel import vtkMultiBlockDataSet

@@ -60,8 +60,9 @@ class ComputeService:
         for leftover in (store.state_dir / "uploads", store.state_dir / "cache"):
             shutil.rmtree(leftover, ignore_errors=True)  # partial uploads and conversions of a past run
         registry = Registry(settings.modules_path)
-        inspect_pool = WorkerPool("inspection", settings.inspect_workers, default_timeout_s=settings.inspect_timeout_s)
-        render_pool = WorkerPool("render", settings.render_workers, default_timeout_s=settings.render_timeout_s)
+        memory = settings.worker_memory_bytes
+        inspect_pool = WorkerPool("inspection", settings.inspect_workers, default_timeout_s=settings.inspect_timeout_s, memory_bytes=memory)
+        render_pool = WorkerPool("render", settings.render_workers, default_timeout_s=settings.render_timeout_s, memory_bytes=memory)
         inspect_pool.submit(warm_up)  # start the worker now, not on the first upload
         engine = make_engine(settings, inspect_pool, limits)
         manager = JobManager(store, registry, engine, wall_time_s=settings.job_timeout_s, memory_bytes=settings.job_memory_bytes)

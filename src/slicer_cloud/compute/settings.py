@@ -30,6 +30,9 @@ class ComputeSettings(ServiceSettings):
     job_memory_bytes: int = Field(default_factory=_default_job_memory, gt=0, description="Address-space limit of one job's process.")
     inspect_workers: int = Field(default=2, gt=0, le=16, description="Processes that check uploads and convert files.")
     render_workers: int = Field(default=1, gt=0, le=8, description="Processes that render PNGs (each loads VTK).")
+    worker_memory_bytes: int = Field(
+        default_factory=_default_job_memory, gt=0, description="Address-space limit of each inspection and render worker."
+    )
     render_timeout_s: float = Field(default=120.0, gt=0)
     inspect_timeout_s: float = Field(default=600.0, gt=0)
     max_page: int = Field(default=500, gt=0, description="Most entries one page of a listing returns.")
