@@ -9,6 +9,7 @@ from pathlib import Path
 
 from traitlets.config import Config
 
+from slicer_cloud.hub import spawners  # noqa: F401 - before the hub starts: batchspawner's API for SLURM jobs
 from slicer_cloud.hub.settings import HubSettings
 
 CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
