@@ -30,6 +30,9 @@ class Limits(BaseSettings):
         description="Largest image (voxels x components) a header may declare; checked before any allocation.",
     )
     max_upload_bytes: int = Field(default=4 * 1024**3, gt=0, description="Largest single upload, in bytes.")
+    max_upload_parts: int = Field(
+        default=16, gt=0, description="Most parts a multipart upload may have (the file and a few fields)."
+    )
     max_decompressed_bytes: int = Field(
         default=4 * 1024**3,
         gt=0,

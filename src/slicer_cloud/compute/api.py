@@ -29,6 +29,7 @@ from slicer_cloud.compute.jobs.spec import FINAL_STATES
 from slicer_cloud.compute.schemas import Health, ItemOut, ItemPage, JobOut, JobPage, JobRequest, ModuleOut, ModuleSummary, PathRequest, ServiceInfo
 from slicer_cloud.compute.service import ComputeService
 from slicer_cloud.compute.settings import ComputeSettings
+from slicer_cloud.compute.upload import SMALL_BODY_BYTES, read_small_body, upload_body_limit
 from slicer_cloud.config import Limits
 from slicer_cloud.errors import SlicerCloudError
 from slicer_cloud.store.index import Item, new_id
@@ -78,6 +79,7 @@ def create_app(settings: ComputeSettings, token: str, limits: Limits | None = No
             "Every route but /api/health needs `Authorization: Bearer TOKEN`."
         ),
         lifespan=lifespan,
+        max_body_size=SMALL_BODY_BYTES,  # JSON bodies; the upload route has its own, larger limit
         docs_url=None,
         redoc_url=None,
         dependencies=[Security(bearer)],  # shows the lock in /docs; the middleware enforces it
@@ -125,6 +127,7 @@ def create_app(settings: ComputeSettings, token: str, limits: Limits | None = No
     # -- items -------------------------------------------------------------------------------
     @app.post(
         "/api/items",
+        max_body_size=upload_body_limit((limits or (service.limits if service else Limits())).max_upload_bytes),
         status_code=201,
         response_model=ItemOut,
         tags=["items"],
@@ -150,7 +153,7 @@ def create_app(settings: ComputeSettings, token: str, limits: Limits | None = No
         service = _svc(request)
         if request.headers.get("content-type", "").startswith("application/json"):
             try:
-                body = PathRequest.model_validate(await request.json())
+                body = PathRequest.model_validate_json(await read_small_body(request))
             except ValueError as error:
                 raise SlicerCloudError(f"Expected JSON like {{\"path\": \"scans/ct.nrrd\"}}: {error}", status=422) from None
             item = await _register_path(service, body)
@@ -384,7 +387,9 @@ def _image_item(service: ComputeService, item_id: str) -> Item:
 async def _receive(service: ComputeService, request: Request):
     from slicer_cloud.compute.upload import receive_upload
 
-    return await receive_upload(request, service.staging_dir, service.limits.max_upload_bytes)
+    return await receive_upload(
+        request, service.staging_dir, service.limits.max_upload_bytes, service.limits.max_upload_parts
+    )
 
 
 async def _describe_upload(service: ComputeService, staged: Path, filename: str, kind: str | None) -> dict[str, Any]:
