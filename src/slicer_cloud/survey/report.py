@@ -266,7 +266,7 @@ main{max-width:980px;margin:0 auto;padding:24px 28px 60px;background:#fff}
 h1{font-size:1.7em;margin-bottom:4px} h2{margin-top:36px;border-bottom:1px solid #eee;padding-bottom:4px}
 .muted{color:#777;font-size:.9em} svg{max-width:100%;height:auto;display:block;margin:8px 0}
 .cards{display:flex;gap:12px;flex-wrap:wrap;margin:18px 0}
-.card{border:2px solid #888;border-radius:8px;padding:10px 14px;min-width:140px;display:flex;flex-direction:column}
+.card{border:2px solid #888;border-radius:8px;padding:10px 14px;flex:1 1 120px;display:flex;flex-direction:column}
 .card b{font-size:1.6em} table{border-collapse:collapse;width:100%;font-size:.9em;margin:8px 0}
 th,td{border-bottom:1px solid #eee;padding:4px 6px;text-align:left;vertical-align:top}
 .approach{border-left:6px solid #888;padding-left:14px;margin-top:28px}
