@@ -290,6 +290,79 @@ def survey(
         typer.echo(f"wrote {run.files[key]}")
     typer.echo(f"done in {run.elapsed_s:.0f} s")
 
+# --- deployments for a team (issue #10) ------------------------------------------------------
+deploy_app = typer.Typer(no_args_is_help=True, add_completion=False, help="Write ready-made deployments: docker compose (more to come).")
+app.add_typer(deploy_app, name="deploy")
+
+
+@deploy_app.command("compose")
+def deploy_compose(
+    out: Annotated[Path, typer.Option("--out", help="The deployment folder to write (or refresh: its secrets are kept).")] = Path("slicer-cloud-deploy"),
+    domain: Annotated[str, typer.Option(help="The host name users open; localhost to try it (Caddy's internal CA).")] = "localhost",
+    auth: Annotated[str, typer.Option(help="Login: native (sign-up, admin approval), github, google or oidc.")] = "native",
+    admin: Annotated[str, typer.Option(help="The admin's user name (approves sign-ups with --auth native).")] = "admin",
+    email: Annotated[Optional[str], typer.Option(help="Email for Let's Encrypt's notices (a real domain).")] = None,
+    gpu: Annotated[bool, typer.Option("--gpu", help="Give users' containers the NVIDIA GPUs (needs the NVIDIA container toolkit).")] = False,
+    cpus_per_user: Annotated[float, typer.Option(help="CPU limit of each user's container.")] = 2.0,
+    memory_per_user: Annotated[str, typer.Option(help="Memory limit of each user's container, e.g. 4G.")] = "4G",
+    with_pacs: Annotated[bool, typer.Option("--with-pacs", help="Add Orthanc with DICOMweb, a PACS for the team.")] = False,
+    with_dask: Annotated[bool, typer.Option("--with-dask", help="Add a Dask scheduler and workers for the compute API.")] = False,
+    idle_timeout: Annotated[int, typer.Option(help="Stop a user's server after this many idle seconds (0: never).")] = 3600,
+    https_port: Annotated[int, typer.Option(help="Host port for HTTPS.")] = 443,
+    http_port: Annotated[int, typer.Option(help="Host port for HTTP (certificate challenges, redirects).")] = 80,
+    bind: Annotated[str, typer.Option(help="Host address the ports are published on (127.0.0.1: this machine only).")] = "0.0.0.0",
+    project: Annotated[str, typer.Option(help="Compose project name: prefixes containers, volumes and the network.")] = "slicer-cloud",
+    source: Annotated[Optional[Path], typer.Option(help="A slicer-cloud source tree: compose builds the images from it.")] = None,
+    oauth_client_id: Annotated[str, typer.Option(help="OAuth client ID (github, google, oidc).")] = "",
+    oidc_issuer: Annotated[str, typer.Option(help="OIDC issuer URL (--auth oidc).")] = "",
+    allowed_users: Annotated[str, typer.Option(help="OAuth: user names allowed in, comma-separated.")] = "",
+) -> None:
+    """A folder for `docker compose up`: Caddy (HTTPS), JupyterHub and one container per user.
+    Secrets are generated into its .env (mode 0600); the OAuth client secret is read from
+    OAUTH_CLIENT_SECRET in the environment, never from the command line."""
+    import os
+
+    from slicer_cloud.deploy.compose import ComposeOptions, next_steps, write_compose
+
+    options = ComposeOptions(
+        out=out, domain=domain, auth=auth, admin=admin, email=email, gpu=gpu, cpus_per_user=cpus_per_user,
+        memory_per_user=memory_per_user, with_pacs=with_pacs, with_dask=with_dask, idle_timeout_s=idle_timeout,
+        https_port=https_port, http_port=http_port, bind=bind, project=project, source=source, oauth_client_id=oauth_client_id,
+        oauth_client_secret=os.environ.get("OAUTH_CLIENT_SECRET", ""), oidc_issuer=oidc_issuer, oauth_allowed_users=allowed_users,
+    )  # fmt: skip
+    try:
+        write_compose(options)
+    except SlicerCloudError as error:
+        _fail(error)
+    typer.echo(next_steps(options))
+
+
+@deploy_app.command("cloud-init")
+def deploy_cloud_init(
+    domain: Annotated[str, typer.Option(help="The VM's DNS name (its A record must point at the VM).")],
+    repo: Annotated[str, typer.Option(help="The slicer-cloud git repository the VM builds the images from.")],
+    ref: Annotated[str, typer.Option(help="The branch or tag to build.")] = "main",
+    admin: Annotated[str, typer.Option(help="The admin's user name.")] = "admin",
+    email: Annotated[Optional[str], typer.Option(help="Email for Let's Encrypt's notices.")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Write the user-data here instead of printing it.")] = None,
+    options: Annotated[Optional[list[str]], typer.Argument(help="More deploy compose options, after --, e.g. -- --with-pacs --memory-per-user=8G")] = None,
+) -> None:
+    """User-data for a fresh Debian/Ubuntu VM: installs Docker, builds the images, writes the
+    compose deployment and starts it (docs/deploy.md has the command for each cloud)."""
+    from slicer_cloud.deploy.compose import cloud_init
+    from slicer_cloud.store.atomic import atomic_output
+
+    try:
+        text = cloud_init(domain=domain, admin=admin, repo=repo, ref=ref, email=email, options=options or [])
+    except SlicerCloudError as error:
+        _fail(error)
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    with atomic_output(out) as tmp:
+        tmp.write_text(text)
+    typer.echo(f"Wrote {out}: pass it as the VM's user-data (docs/deploy.md).")
+
 
 def main() -> None:
     app()
