@@ -69,6 +69,32 @@ def test_a_rerun_fetches_only_what_changed(fake_forum, tmp_path):
     assert len(next(t for t in cached_topics(cache) if t.id == 102).posts) == 3
 
 
+def test_an_interrupted_listing_is_finished_by_the_next_run(fake_forum, tmp_path):
+    fake, url = fake_forum
+    with DiscourseClient(url, settings()) as client:
+        sync_forum(client, ForumCache.open(tmp_path / "cache", url), queries=(), max_latest_pages=1)
+    cache = ForumCache.open(tmp_path / "cache", url)
+    assert len(cache.listing) == 4 and not cache.listed_all
+    before = len(fake.requests)
+    with DiscourseClient(url, settings()) as client:
+        sync_forum(client, cache, queries=())
+    pages = [q["page"] for _, path, q in fake.requests[before:] if path == "/latest.json"]
+    assert pages == ["0", "1", "2"]  # page 0 had not changed, but older pages had never been read
+    assert len(cache.listing) == 10 and cache.listed_all
+
+
+def test_retry_after_as_seconds_or_http_date():
+    from datetime import datetime, timedelta, timezone
+    from email.utils import format_datetime
+
+    from slicer_cloud.survey.discourse import _retry_after
+
+    assert _retry_after("7") == 7.0
+    later = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=120), usegmt=True)
+    assert 100 < _retry_after(later) <= 120
+    assert _retry_after("soon") is None and _retry_after(None) is None
+
+
 def test_the_survey_report_from_a_live_forum(fake_forum, tmp_path):
     fake, url = fake_forum
     fake.missing.add(104)  # listed, then deleted: noted, the survey goes on

@@ -177,6 +177,7 @@ class ForumCache:
     fetched: dict[str, list[Any]] = field(default_factory=dict)  # id -> [bumped_at, posts_count] of the cached body
     candidates: set[str] = field(default_factory=set)
     searched: dict[str, str] = field(default_factory=dict)  # query -> date of its last full run
+    listed_all: bool = False  # the listing was once read to its last page (an interrupted first run was not)
 
     @classmethod
     def open(cls, cache_dir: Path, base_url: str) -> ForumCache:
@@ -191,6 +192,7 @@ class ForumCache:
                 cache.fetched = data.get("fetched", {})
                 cache.candidates = set(data.get("candidates", []))
                 cache.searched = data.get("searched", {})
+                cache.listed_all = bool(data.get("listed_all", False))
             except (OSError, ValueError, AttributeError) as error:
                 log.warning("survey cache index %s unreadable (%s); starting afresh", index, error)
         return cache
@@ -201,6 +203,7 @@ class ForumCache:
             "fetched": self.fetched,
             "candidates": sorted(self.candidates, key=int),
             "searched": self.searched,
+            "listed_all": self.listed_all,
         }
         with atomic_output(self.root / "index.json") as tmp:
             tmp.write_text(json.dumps(data), encoding="utf-8")
@@ -276,7 +279,8 @@ def sync_forum(
     stats = SyncStats()
     classifier = classifier or Classifier()
     today = today or datetime.now(timezone.utc).date()
-    first_run = not cache.listing
+    # Until the listing has once been read to its end, read it all; after that, only what changed.
+    incremental = cache.listed_all
     page = 0
     while max_latest_pages is None or page < max_latest_pages:
         entries, more = client.latest_page(page)
@@ -284,9 +288,14 @@ def sync_forum(
         changed = [entry for entry in entries if cache.remember(entry)]
         if page % 20 == 0:
             progress(f"listing page {page}: {len(cache.listing)} topics known")
-        if not more or (not first_run and not changed):
+        if not more:
+            cache.listed_all = True
+            break
+        if incremental and not changed:
             break
         page += 1
+        if page % 20 == 0:
+            cache.save()  # an interrupted first run keeps what it read
     cache.save()
 
     for query in queries:
@@ -298,6 +307,7 @@ def sync_forum(
             if filled and " after:" not in term and " before:" not in term:
                 windows += [f"{query} after:{year - 1}-12-31 before:{year + 1}-01-01" for year in range(FIRST_FORUM_YEAR, today.year + 1)]
         cache.searched[query] = today.isoformat()
+        cache.save()
         progress(f"searched '{query}': {len(cache.candidates)} candidate topics")
     for key, entry in cache.listing.items():
         if classifier.title_signal(str(entry.get("title") or "")):
