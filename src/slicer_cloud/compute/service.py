@@ -15,7 +15,9 @@ from slicer_cloud.compute.modules.registry import Registry
 from slicer_cloud.compute.settings import ComputeSettings
 from slicer_cloud.compute.workers import WorkerPool
 from slicer_cloud.config import Limits
-from slicer_cloud.store.items import ItemStore
+from slicer_cloud.store.items import STATE_DIR, ItemStore
+from slicer_cloud.store.lock import StateLock
+from slicer_cloud.store.paths import DataRoot
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,7 @@ class ComputeService:
     manager: JobManager
     inspect_pool: WorkerPool
     render_pool: WorkerPool
+    lock: StateLock | None = None
 
     @property
     def staging_dir(self) -> Path:
@@ -56,7 +59,18 @@ class ComputeService:
     @classmethod
     def start(cls, settings: ComputeSettings, limits: Limits | None = None) -> ComputeService:
         limits = limits or Limits()
-        store = ItemStore(Path(settings.data_dir))
+        data = DataRoot(Path(settings.data_dir))
+        # before anything below sweeps, recovers or re-queues: only the one owner may
+        lock = StateLock(data.root / STATE_DIR, data_dir=data.root, owner="compute API").acquire()
+        try:
+            return cls._start_locked(settings, limits, data, lock)
+        except BaseException:
+            lock.release()
+            raise
+
+    @classmethod
+    def _start_locked(cls, settings: ComputeSettings, limits: Limits, data: DataRoot, lock: StateLock) -> ComputeService:
+        store = ItemStore(data)
         for leftover in (store.state_dir / "uploads", store.state_dir / "cache"):
             shutil.rmtree(leftover, ignore_errors=True)  # partial uploads and conversions of a past run
         registry = Registry(settings.modules_path)
@@ -69,10 +83,12 @@ class ComputeService:
         recovered = manager.recover()
         if any(recovered.values()):
             log.warning("recovered after a restart: %s", recovered)
-        return cls(settings, limits, store, registry, engine, manager, inspect_pool, render_pool)
+        return cls(settings, limits, store, registry, engine, manager, inspect_pool, render_pool, lock)
 
     def close(self) -> None:
         self.engine.close()
         self.inspect_pool.close()
         self.render_pool.close()
         self.store.close()
+        if self.lock is not None:
+            self.lock.release()
