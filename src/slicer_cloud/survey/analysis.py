@@ -7,7 +7,7 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
 from slicer_cloud.survey.classify import APPROACHES, Classification, Classifier
@@ -62,7 +62,7 @@ class Survey:
 
     @property
     def total(self) -> int:
-        return sum(self.topics_per_year.values())
+        return len(self.results)
 
     def per_year(self) -> dict[int, Counter]:
         table: dict[int, Counter] = {year: Counter() for year in sorted(self.topics_per_year)}
@@ -104,12 +104,17 @@ class Survey:
         }
 
     def unanswered(self) -> list[TopicResult]:
-        return sorted((r for r in self.remote if not r.answered), key=lambda r: r.created or datetime.min, reverse=True)
+        return sorted((r for r in self.remote if not r.answered), key=_newest_first, reverse=True)
 
     def unresolved(self) -> list[TopicResult]:
-        return sorted(
-            (r for r in self.remote if r.answered and not r.resolved), key=lambda r: r.created or datetime.min, reverse=True
-        )
+        return sorted((r for r in self.remote if r.answered and not r.resolved), key=_newest_first, reverse=True)
+
+
+_UNDATED = datetime.min.replace(tzinfo=timezone.utc)
+
+
+def _newest_first(result: TopicResult) -> datetime:
+    return result.created or _UNDATED  # undated topics last
 
 
 def analyse_topic(topic: Topic, classification: Classification, base_url: str) -> TopicResult:

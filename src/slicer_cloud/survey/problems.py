@@ -25,7 +25,8 @@ def _problem(key: str, title: str, pattern: str) -> Problem:
 
 PROBLEMS: tuple[Problem, ...] = (
     _problem("remote_connection", "VNC / remote display connection errors",
-             r"\b(?:vnc|novnc|rdp|remote desktop|x2go|nomachine|teamviewer|x11 forwarding|ssh -[xy])\b[^.\n]{0,100}\b(?:connect\w*|refus\w*|fail\w*|black|blank|crash\w*|disconnect\w*|time ?out|error|freez\w*|kill\w*)"
+             r"\b(?:\w*vnc\w*|rdp|remote desktop|x2go|nomachine|teamviewer|x11 forwarding|ssh -[xy])\b[^.\n]{0,100}\b(?:connect\w*|refus\w*|fail\w*|black|blank|crash\w*|disconnect\w*|time ?out|error|freez\w*|kill\w*)"
+             r"|\b(?:black|blank|frozen|freez\w*|disconnect\w*)\b[^.\n]{0,60}\b(?:\w*vnc\w*|rdp|remote desktop|x2go|nomachine|teamviewer)\b"
              r"|\bconnection (?:refused|failed|closed|lost)\b"),
     _problem("opengl_gpu", "OpenGL without a GPU (drivers, Mesa, VirtualGL)",
              r"\bopen ?gl\b|\bglx\b|\bmesa\b|\bllvmpipe\b|\bswrast\b|\bfbconfig|\bqopengl\w*|\bglew\b|\bvirtual ?gl\b|\bvglrun\b|\bsoftware render\w*|\bgraphics (?:card|driver)s?\b|\bgpu\b"),
