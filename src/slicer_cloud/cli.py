@@ -30,6 +30,10 @@ OpenOpt = Annotated[bool, typer.Option("--open/--no-open", help="Open the URL in
 DataOpt = Annotated[
     Optional[Path], typer.Option("--data", help="Data folder: what the viewer lists and where it saves. Default: .")
 ]
+LogLevelOpt = Annotated[
+    Optional[str],
+    typer.Option("--log-level", help="debug, info, warning or error. Default: SLICER_CLOUD_LOG_LEVEL, else info."),
+]
 
 
 @app.callback()
@@ -42,6 +46,16 @@ def _fail(error: SlicerCloudError) -> None:
     raise typer.Exit(code=2)
 
 
+def _log_level(level: str | None) -> None:
+    """An explicit --log-level becomes the setting, so the processes a service starts follow it."""
+    from slicer_cloud.logs import use_level
+
+    try:
+        use_level(level)
+    except SlicerCloudError as error:
+        _fail(error)
+
+
 # --- web viewer (issue: pure web) -------------------------------------------------------------
 @app.command()
 def view(
@@ -52,10 +66,12 @@ def view(
     token: TokenOpt = None,
     base_url: BaseUrlOpt = "/",
     open_browser: OpenOpt = False,
+    log_level: LogLevelOpt = None,
 ) -> None:
     """Serve Slicer's viewer to the browser. With no PATH and no --data, opens a built-in sample."""
     from slicer_cloud.viewer.service import run_viewer
 
+    _log_level(log_level)
     try:
         run_viewer(paths=paths or [], data=data, host=host, port=port, token=token, base_url=base_url, open_browser=open_browser)
     except SlicerCloudError as error:
@@ -94,8 +110,10 @@ def desktop(
     data: Annotated[Optional[Path], typer.Option("--data", help="The desktop's working folder: Slicer's file dialogs open there. Default: .")] = None,
     open_browser: OpenOpt = False,
     gpu: Annotated[bool, typer.Option("--gpu", help="Render with the GPU: VirtualGL's vglrun where installed, else EGL (untested).")] = False,
+    log_level: LogLevelOpt = None,
 ) -> None:
     """The full Slicer desktop in a browser tab (Xvnc + noVNC). Arguments after -- go to Slicer."""
+    _log_level(log_level)
     if ctx.invoked_subcommand is not None:
         return
     from slicer_cloud.desktop.service import run_desktop
@@ -182,10 +200,12 @@ def api(
     scheduler: SchedulerOpt = None,
     workers: WorkersOpt = None,
     modules_path: ModulesPathOpt = None,
+    log_level: LogLevelOpt = None,
 ) -> None:
     """Serve the headless compute REST API (OpenAPI page at /docs): upload scans, run CLI modules as jobs."""
     from slicer_cloud.compute.server import run_api
 
+    _log_level(log_level)
     try:
         run_api(data=data, host=host, port=port, token=token, engine=engine, scheduler=scheduler, workers=workers,
                 modules_path=modules_path or [])
@@ -231,10 +251,12 @@ def serve(
     port: Annotated[int, typer.Option(help="Port (0: any free port).")] = 8888,
     token: TokenOpt = None,
     open_browser: OpenOpt = False,
+    log_level: LogLevelOpt = None,
 ) -> None:
     """Everything behind one URL and one login: a Jupyter Server with the portal, the viewer, the desktop and the API."""
     from slicer_cloud.jupyter.serve import run_serve
 
+    _log_level(log_level)
     try:
         run_serve(data=data, ip=ip, port=port, token=token, open_browser=open_browser)
     except SlicerCloudError as error:
@@ -247,10 +269,12 @@ def hub(
     port: Annotated[int, typer.Option(help="Port of the hub's public proxy.")] = 8000,
     config: Annotated[Optional[Path], typer.Option("--config", help="A jupyterhub_config.py applied after the defaults (authenticator, spawner, limits).")] = None,
     state: Annotated[Optional[Path], typer.Option("--state", help="Folder for the hub's database, cookie secret and PID files. Default: ./slicer-cloud-hub.")] = None,
+    log_level: LogLevelOpt = None,
 ) -> None:
     """Many users: JupyterHub spawning one slicer-cloud server per user, idle ones culled."""
     from slicer_cloud.hub.service import run_hub
 
+    _log_level(log_level)
     try:
         run_hub(ip=ip, port=port, config=config, state_dir=state)
     except SlicerCloudError as error:

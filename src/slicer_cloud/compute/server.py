@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 import socket
 import sys
 from pathlib import Path
 
 from slicer_cloud.compute.settings import ComputeSettings
+from slicer_cloud.logs import setup_logging
 from slicer_cloud.security import is_loopback, resolve_token
 from slicer_cloud.store.paths import DataRoot
 from slicer_cloud.web.serving import bind_socket
@@ -29,7 +29,6 @@ def run_api(
     scheduler: str | None,
     workers: int | None,
     modules_path: list[Path],
-    log_level: str = "info",
 ) -> None:
     import uvicorn
 
@@ -46,7 +45,7 @@ def run_api(
     settings.token = token
     sock = _bind(host, port)
     settings.port = sock.getsockname()[1]
-    logging.basicConfig(level=getattr(logging, log_level.upper(), logging.INFO), format="%(levelname)s %(name)s: %(message)s")
+    setup_logging()
     service = ComputeService.start(settings)
     shown_host = host if ":" not in host else f"[{host}]"
     base = f"http://{shown_host}:{settings.port}"
@@ -60,7 +59,7 @@ def run_api(
     if not is_loopback(host):
         print("  listening beyond this machine: put it behind HTTPS (a reverse proxy) before real use", flush=True)
     app = create_app(settings, token, service=service)
-    config = uvicorn.Config(app, log_level=log_level, access_log=False, timeout_graceful_shutdown=5, lifespan="on")
+    config = uvicorn.Config(app, log_level=None, log_config=None, access_log=False, timeout_graceful_shutdown=5, lifespan="on")
     server = uvicorn.Server(config)
     try:
         server.run(sockets=[sock])

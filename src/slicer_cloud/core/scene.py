@@ -39,7 +39,11 @@ class LoadedVolume:
 
 def new_slicer_app() -> SlicerApp:
     """A Slicer application core (scene, logics) with no views yet."""
-    return SlicerApp()
+    from slicer_cloud.core.vtk_output import quiet_vtk
+
+    app = SlicerApp()
+    quiet_vtk()  # after SlicerApp, which installs an output window printing to stderr
+    return app
 
 
 def load_volume(

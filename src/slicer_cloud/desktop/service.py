@@ -10,10 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import shutil
 import signal
-import sys
 import tempfile
 import webbrowser
 from pathlib import Path
@@ -30,6 +28,7 @@ from slicer_cloud.desktop.supervisor import ProgramSpec, Supervisor
 from slicer_cloud.desktop.web import DesktopInfo, make_app
 from slicer_cloud.desktop.xserver import start_x_server
 from slicer_cloud.errors import SlicerCloudError
+from slicer_cloud.logs import setup_logging
 from slicer_cloud.security import is_loopback, resolve_token
 from slicer_cloud.store.paths import DataRoot
 from slicer_cloud.web.serving import bind_socket, normalize_base_url, public_url
@@ -61,7 +60,7 @@ def run_desktop(
         settings = DesktopSettings(**{k: v for k, v in overrides.items() if v is not None})
     except ValueError as error:
         raise SlicerCloudError(f"Invalid option: {error}") from None
-    _configure_logging()
+    setup_logging()
     asyncio.run(
         serve_desktop(
             settings,
@@ -73,13 +72,6 @@ def run_desktop(
             show_token=show_token,
         )
     )
-
-
-def _configure_logging() -> None:
-    if not logging.getLogger().handlers:
-        level = os.environ.get("SLICER_CLOUD_LOG_LEVEL", "INFO").upper()
-        logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 
 async def serve_desktop(

@@ -11,6 +11,7 @@ from traitlets.config import Config
 
 from slicer_cloud.hub import spawners  # noqa: F401 - before the hub starts: batchspawner's API for SLURM jobs
 from slicer_cloud.hub.settings import HubSettings
+from slicer_cloud.logs import DATE_FORMAT, FORMAT, LOG_LEVEL_ENV, jupyter_log_level, resolve_level
 
 CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
 
@@ -35,6 +36,12 @@ def hub_config(*, ip: str, port: int, state_dir: Path, proxy_command: Path, sett
     c.JupyterHub.cookie_secret_file = str(state_dir / "jupyterhub_cookie_secret")
     c.JupyterHub.pid_file = str(state_dir / "jupyterhub.pid")
     c.JupyterHub.spawner_class = settings.spawner
+    c.JupyterHub.log_level = jupyter_log_level()
+    c.JupyterHub.log_format = FORMAT
+    c.JupyterHub.log_datefmt = DATE_FORMAT
+    c.ConfigurableHTTPProxy.debug = resolve_level() == "debug"
+    # the single-user servers log at the hub's level
+    c.Spawner.environment = {LOG_LEVEL_ENV: resolve_level()}
     c.Spawner.start_timeout = settings.start_timeout_s
     c.Spawner.http_timeout = settings.start_timeout_s
     c.SlicerCloudDemoSpawner.home_dir_template = str(state_dir / "users" / "{username}")

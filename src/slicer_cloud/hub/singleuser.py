@@ -16,7 +16,12 @@ EXTENSION_ARGS = [
 def main() -> None:
     from jupyterhub.singleuser import main as singleuser_main
 
-    args = list(EXTENSION_ARGS)
+    from slicer_cloud.jupyter.server_config import server_options, silence_known_warnings
+    from slicer_cloud.logs import setup_logging
+
+    setup_logging()
+    silence_known_warnings()  # after importing traitlets, which adds filters of its own
+    args = [*EXTENSION_ARGS, *server_options()]
     if os.geteuid() == 0:
         args.append("--ServerApp.allow_root=True")  # the demo spawner in a container runs as root
     sys.argv[1:1] = args

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from slicer_cloud.errors import SlicerCloudError
+from slicer_cloud.logs import setup_logging
 from slicer_cloud.jupyter.proxy import SECRET_ENV
 
 HOST = "127.0.0.1"
@@ -46,8 +47,6 @@ def launch_desktop(port: int, base_url: str, secret: str) -> None:
 
 
 def launch_api(port: int, base_url: str, secret: str) -> None:
-    import logging
-
     import uvicorn
 
     from slicer_cloud.compute.api import create_app
@@ -60,11 +59,11 @@ def launch_api(port: int, base_url: str, secret: str) -> None:
     root = DataRoot(data_dir())
     sock = bind_socket(HOST, port)
     settings = ComputeSettings(host=HOST, port=sock.getsockname()[1], token=secret, data_dir=root.root)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging()
     service = ComputeService.start(settings)
     app = PrefixedApi(create_app(settings, secret, service=service), prefix=base_url)
     print(f"Serving on http://{HOST}:{settings.port}{base_url} (compute API, data folder {root.root})", flush=True)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="info", access_log=False, timeout_graceful_shutdown=5, lifespan="on"))
+    server = uvicorn.Server(uvicorn.Config(app, log_level=None, log_config=None, access_log=False, timeout_graceful_shutdown=5, lifespan="on"))
     try:
         server.run(sockets=[sock])
     finally:

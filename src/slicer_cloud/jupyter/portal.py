@@ -20,6 +20,7 @@ from tornado import web
 
 from slicer_cloud import __version__
 from slicer_cloud.errors import SlicerCloudError
+from slicer_cloud.jupyter.server_config import hide_announcements
 from slicer_cloud.store.paths import DataRoot
 
 #: files the portal offers (images and surface models); DICOM folders are registered from the API
@@ -87,6 +88,7 @@ def setup_portal(serverapp: Any) -> None:
     if settings.get("slicer_cloud_portal"):
         return
     settings["slicer_cloud_portal"] = True
+    hide_announcements(serverapp)
     root = data_folder(serverapp)
     # The proxied services are started by this process: they inherit the data folder from here.
     os.environ.setdefault("SLICER_CLOUD_DATA_DIR", str(root))

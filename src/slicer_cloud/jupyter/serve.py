@@ -15,6 +15,8 @@ from typing import Any
 
 from slicer_cloud.config import ServiceSettings, default_cache_dir
 from slicer_cloud.errors import SlicerCloudError
+from slicer_cloud.jupyter.server_config import server_options, silence_known_warnings
+from slicer_cloud.logs import setup_logging
 from slicer_cloud.security import is_loopback, resolve_token
 from slicer_cloud.store.atomic import atomic_output
 from slicer_cloud.web.serving import public_url
@@ -54,6 +56,7 @@ def server_args(*, data: Path, ip: str, port: int, token: str, open_browser: boo
         f"--ServerApp.open_browser={open_browser}",
         "--ServerApp.allow_root=True",  # containers and CI run as root; the token still applies
         f"--IdentityProvider.token={token}",
+        *server_options(),
     ]
 
 
@@ -67,6 +70,7 @@ def run_serve(*, data: Path | None, ip: str, port: int, token: str | None, open_
             raise SlicerCloudError(f"Invalid SLICER_CLOUD_* setting: {error}") from None
     os.environ.pop("SLICER_CLOUD_TOKEN", None)
     token = resolve_token(ip, token)
+    setup_logging()  # our own modules and libraries; Jupyter's loggers follow server_options()
     if data is None:
         data = sample_data_folder()
         print(f"No --data given: serving the sample data folder {data}", flush=True)
@@ -77,6 +81,8 @@ def run_serve(*, data: Path | None, ip: str, port: int, token: str | None, open_
     os.environ["SLICER_CLOUD_DATA_DIR"] = str(data)
     from jupyter_server.serverapp import ServerApp  # after the checks: a bad option fails at once
     from traitlets.config import Config
+
+    silence_known_warnings()  # after importing traitlets, which adds filters of its own
 
     class SlicerCloudServer(ServerApp):
         def start_app(self) -> None:

@@ -38,6 +38,7 @@ from slicer_cloud.config import Limits, ViewerSettings
 from slicer_cloud.core import dicom, images
 from slicer_cloud.core.presets import WINDOW_PRESET_TITLES, WINDOW_PRESETS, looks_like_ct, window_level
 from slicer_cloud.core.scene import LoadedVolume, load_segmentation, load_volume
+from slicer_cloud.core.vtk_output import quiet_vtk
 from slicer_cloud.errors import SlicerCloudError
 from slicer_cloud.store import DataRoot, atomic_output
 from slicer_cloud.viewer.interaction import lighten_drags
@@ -73,6 +74,7 @@ class ViewerApp(TrameApp):
         )
 
         self.slicer_app = SlicerApp()
+        quiet_vtk()  # after SlicerApp, which installs an output window printing to stderr
         # Views not under the mouse refresh at a low rate so the one in use gets the CPU.
         factory_options = dict(interactive_quality=settings.jpeg_quality_interactive, target_fps=30.0, blur_fps=3.0)
         self._slice_factory = RemoteSliceViewFactory(
@@ -161,6 +163,7 @@ class ViewerApp(TrameApp):
         await asyncio.sleep(0)  # let the busy indicator reach the browser before the load blocks
         try:
             self._open(path, label=label, series_uid=series_uid)
+            log.info("opened %s", label)
             return True
         except SlicerCloudError as error:
             log.info("could not open %s: %s", label, error.message)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from slicer_cloud.config import Limits, ViewerSettings
 from slicer_cloud.errors import SlicerCloudError
+from slicer_cloud.logs import setup_logging
 from slicer_cloud.security import resolve_token
 from slicer_cloud.web.serving import normalize_base_url, serve_app
 
@@ -26,7 +26,7 @@ def run_viewer(
     from slicer_cloud.viewer.gateway import build_app
     from slicer_cloud.viewer.sessions import OpenItem, OpenRequest
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging()
     settings = settings or ViewerSettings()
     # --token wins; else SLICER_CLOUD_TOKEN (through the settings): a command line is readable
     # by every local user in /proc, the environment is not.

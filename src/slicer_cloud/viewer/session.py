@@ -32,11 +32,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = _parse(argv)
-    level = os.environ.get("SLICER_CLOUD_LOG_LEVEL", "INFO").upper()
-    logging.basicConfig(level=level, stream=sys.stderr, format="session %(levelname)s %(message)s")
-    # These two log every template token at INFO: megabytes per session start.
-    for noisy in ("trame_server.utils.namespace", "trame_client.widgets.vue"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    from slicer_cloud.logs import setup_logging
+
+    # trame's template compiler logs every token at INFO (megabytes per session start): the
+    # one set-up keeps it for --log-level debug.
+    setup_logging(tag=f"session {Path(args.auth_key_file).stem}")
     # trame parses its own options from TRAME_ARGS only, never from our argv.
     os.environ["TRAME_ARGS"] = f"--authKeyFile {args.auth_key_file} --server"
 

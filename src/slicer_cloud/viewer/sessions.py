@@ -167,7 +167,7 @@ class SessionManager:
         session = Session(id=session_id, port=port, secret=secret, process=process)
         self.sessions[session_id] = session
         self._spawn_task(self._watch(session))
-        log.info("session %s starting (pid %d)", session_id, process.pid)
+        log.debug("session %s starting (pid %d)", session_id, process.pid)
         return session
 
     async def _watch(self, session: Session) -> None:
@@ -294,6 +294,7 @@ class SessionManager:
         wanted = open_request or self.default_open
         if wanted is not None and wanted != session.preloaded:
             await session.send(wanted.command())
+        log.info("session %s started for a new tab (pid %d)", session.id, session.process.pid)
         return session
 
     def get(self, session_id: str) -> Session | None:
