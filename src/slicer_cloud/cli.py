@@ -388,6 +388,18 @@ def deploy_cloud_init(
     typer.echo(f"Wrote {out}: pass it as the VM's user-data (docs/deploy.md).")
 
 
+# --- self-check (issue: the first five minutes) -----------------------------------------------
+@app.command()
+def doctor(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object (checks, and which ways to work are ready) for scripts.")] = False,
+) -> None:
+    """Check what each way to work needs on this machine: what works, what is missing, the command that fixes it."""
+    from slicer_cloud.doctor import run_doctor
+
+    if not run_doctor(as_json=as_json):
+        raise typer.Exit(code=1)
+
+
 def main() -> None:
     app()
 

@@ -15,6 +15,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from slicer_cloud.doctor import HINT
 from slicer_cloud.errors import SlicerCloudError
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ def load_novnc(root: Path, *, allow_unpinned: bool = False) -> NoVncLibrary:
         raise SlicerCloudError(
             f"The noVNC client library was not found in {root}. Install it (Debian/Ubuntu: "
             "apt-get install novnc) or point SLICER_CLOUD_NOVNC_DIR at a noVNC "
-            f"{PINNED_VERSION} folder (the one holding core/rfb.js).",
+            f"{PINNED_VERSION} folder (the one holding core/rfb.js). {HINT}",
             status=500,
         )
     digest, files = library_digest(root)

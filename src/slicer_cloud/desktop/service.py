@@ -184,6 +184,6 @@ async def _start_window_manager(supervisor: Supervisor, env: dict[str, str], cwd
             await asyncio.wait_for(done.wait(), 5)
     openbox = shutil.which("openbox")
     if not openbox:
-        log.warning("openbox is not installed: windows will have no frames and cannot be moved (apt-get install openbox).")
+        log.warning("openbox is not installed: windows will have no frames and cannot be moved (apt-get install openbox; `slicer-cloud doctor` checks the rest).")
         return
     await supervisor.start(ProgramSpec(name="window manager (openbox)", argv=[openbox, "--sm-disable"], env=env, cwd=cwd))

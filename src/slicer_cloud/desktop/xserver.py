@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from slicer_cloud.desktop.supervisor import Program, ProgramSpec, Supervisor
+from slicer_cloud.doctor import HINT
 from slicer_cloud.errors import SlicerCloudError
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ def find_xvnc() -> str:
     if not found:
         raise SlicerCloudError(
             "TigerVNC's X server (Xvnc) is not installed. Debian/Ubuntu: apt-get install "
-            "tigervnc-standalone-server openbox novnc (or run scripts/bootstrap.sh).",
+            f"tigervnc-standalone-server openbox novnc (or run scripts/bootstrap.sh). {HINT}",
             status=500,
         )
     return found

@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 from slicer_cloud.config import default_cache_dir
+from slicer_cloud.doctor import HINT
 from slicer_cloud.errors import SlicerCloudError
 
 PACKAGE = "configurable-http-proxy"
@@ -36,7 +37,7 @@ def ensure_proxy(cache_dir: Path | None = None) -> Path:
     npm = shutil.which("npm")
     if npm is None or shutil.which("node") is None:
         raise SlicerCloudError(
-            "JupyterHub's proxy (configurable-http-proxy) needs Node.js: install the Debian packages nodejs and npm.",
+            f"JupyterHub's proxy (configurable-http-proxy) needs Node.js: install the Debian packages nodejs and npm. {HINT}",
             status=500,
         )
     prefix = npm_prefix(cache_dir)

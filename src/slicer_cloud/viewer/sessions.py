@@ -184,7 +184,7 @@ class SessionManager:
             self._failed_starts += 1
             if self._failed_starts >= MAX_FAILED_STARTS:
                 self.broken_reason = (
-                    f"viewer sessions fail to start ({session.exit_reason}); see the log above for the reason"
+                    f"viewer sessions fail to start ({session.exit_reason}); see the log above for the reason, or run `slicer-cloud doctor`"
                 )
                 log.error("%s: not starting more", self.broken_reason)
         else:
