@@ -137,3 +137,18 @@ def test_run_on_a_dask_cluster(in_data: Path, tmp_path: Path):
     finally:
         close_engines()
         configure(engine="local")
+
+
+def test_the_first_show_gives_one_image_and_nothing_on_stderr(data: Path, tmp_path: Path):
+    """A headless kernel creates no X interactor and VTK's messages go to logging: the first
+    ``show()`` of a fresh kernel shows the image and nothing else, no red text."""
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell("from slicer_cloud.notebook import show\nshow('sample-ct.nrrd')")]
+    path = tmp_path / "first-show.ipynb"
+    nbformat.write(notebook, path)
+    ran = execute(path, data)
+    for cell in ran.cells:
+        outputs = cell["outputs"]
+        assert [o["output_type"] for o in outputs] == ["execute_result"], outputs
+        assert set(outputs[0]["data"]) >= {"image/png"}
+        assert not [o for o in outputs if o.get("name") == "stderr"]
