@@ -31,6 +31,9 @@ def data(tmp_path_factory) -> Path:
 def execute(notebook_path: Path, folder: Path) -> nbformat.NotebookNode:
     notebook = nbformat.read(notebook_path, as_version=4)
     env = dict(os.environ, SLICER_CLOUD_DATA_DIR=str(folder), VTK_DEFAULT_OPENGL_WINDOW="vtkEGLRenderWindow")
+    # ipykernel forwards what C libraries write to stderr into the notebook, as for a user,
+    # except when it believes it runs under pytest
+    env.pop("PYTEST_CURRENT_TEST", None)
     client = NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(folder)}})
     client.km = client.create_kernel_manager()
     client.start_new_kernel(env=env, cwd=str(folder))
