@@ -34,6 +34,7 @@ from slicer_cloud.config import Limits
 from slicer_cloud.errors import SlicerCloudError
 from slicer_cloud.store.index import Item, new_id
 from slicer_cloud.store.items import safe_name
+from slicer_cloud.web.disposition import content_disposition
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +209,7 @@ def create_app(settings: ComputeSettings, token: str, limits: Limits | None = No
         item = service.store.get(item_id)
         path = service.store.absolute(item)
         if format is None or item.name.lower().endswith("." + format.lower()):
-            return FileResponse(path, filename=item.name)
+            return FileResponse(path, headers={"Content-Disposition": content_disposition(item.name)})
         table = VOLUME_FORMATS if item.kind in ("volume", "segmentation") else MODEL_FORMATS if item.kind == "model" else {}
         suffix = table.get(format.lower())
         if suffix is None:
@@ -222,7 +223,7 @@ def create_app(settings: ComputeSettings, token: str, limits: Limits | None = No
             else:
                 await service.inspect_pool.run(worker_tasks.convert_volume, str(path), str(target), service.limits.model_dump())
         name = _with_suffix(item.name, suffix)
-        return FileResponse(target, filename=name)
+        return FileResponse(target, headers={"Content-Disposition": content_disposition(name)})
 
     # -- renders -----------------------------------------------------------------------------
     @app.get("/api/items/{item_id}/slice.png", tags=["renders"], response_class=Response,

@@ -31,6 +31,7 @@ from slicer_cloud.errors import SlicerCloudError
 from slicer_cloud.store import DataRoot, stream_to_file
 from slicer_cloud.viewer.sessions import OpenItem, OpenRequest, SessionManager
 from slicer_cloud.web.auth import apply_security_headers, public, token_middleware
+from slicer_cloud.web.disposition import content_disposition
 
 log = logging.getLogger("slicer_cloud.viewer")
 
@@ -204,7 +205,7 @@ async def download(request: web.Request) -> web.StreamResponse:
     path = data_root.resolve(request.query.get("path", ""))
     if not path.is_file():
         raise SlicerCloudError("Only files can be downloaded.", status=400)
-    return web.FileResponse(path, headers={"Content-Disposition": f'attachment; filename="{path.name}"'})
+    return web.FileResponse(path, headers={"Content-Disposition": content_disposition(path.name)})
 
 
 # -- the session proxy -----------------------------------------------------------------------
