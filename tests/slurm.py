@@ -88,6 +88,11 @@ class Slurm:
                        for name in ("slurmctld.log", "slurmd.log") if (self.folder / "run" / name).exists())
 
     def stop(self) -> None:
+        # jobs first: their processes (slurmstepd and below) would outlive slurmd
+        with contextlib.suppress(Exception):
+            for job in self.jobs():
+                self.command("scancel", job["id"], timeout=30)
+            _wait(lambda: not self.jobs(), 60, "jobs still running at the end")
         for process in reversed(self.processes):
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)

@@ -133,8 +133,10 @@ class SlicerCloudSlurmSpawner(batchspawner.SlurmSpawner):
     def _form(self) -> str:
         partitions = "".join(f'<option value="{html.escape(p)}">{html.escape(p)}</option>' for p in self.partitions) \
             or '<option value="">(default)</option>'
-        return _FORM.format(max_cores=self.max_cores, cores=self.default_cores, max_memory=self.max_memory_gib,
-                            memory=self.default_memory_gib, max_hours=self.max_hours, hours=self.default_hours,
+        # defaults above a maximum (a site that lowered the maxima only) are shown at the maximum
+        return _FORM.format(max_cores=self.max_cores, cores=min(self.default_cores, self.max_cores),
+                            max_memory=self.max_memory_gib, memory=min(self.default_memory_gib, self.max_memory_gib),
+                            max_hours=self.max_hours, hours=min(self.default_hours, self.max_hours),
                             partitions=partitions, gpu=_GPU.format(gres=html.escape(self.gpu_gres)) if self.gpu_gres else "")
 
     @default("options_from_form")
@@ -174,6 +176,7 @@ class SlicerCloudSlurmSpawner(batchspawner.SlurmSpawner):
         options = self.user_options or {}
         cores = min(max(1, int(options.get("cores", self.default_cores))), self.max_cores)
         memory = min(max(1, int(options.get("memory_gib", self.default_memory_gib))), self.max_memory_gib)
+        # (values from the form were checked already; these bounds hold for the REST API's too)
         minutes = max(15, round(min(float(options.get("hours", self.default_hours)), self.max_hours) * 60))
         partition = str(options.get("partition") or "")
         if partition not in self.partitions:

@@ -160,7 +160,8 @@ def check_slurm_reachable() -> None:
     except subprocess.TimeoutExpired:
         raise SlicerCloudError("SLURM's controller did not answer squeue within 30 s.", status=500) from None
     if done.returncode != 0:
-        raise SlicerCloudError(f"SLURM's controller cannot be reached: {done.stderr.strip()[:300]}", status=500)
+        last = (done.stderr.strip().splitlines() or ["no reason given"])[-1]
+        raise SlicerCloudError(f"SLURM's controller cannot be reached (squeue: {last.strip()[:300]}).", status=500)
 
 
 class SlurmEngine(DaskEngine):
@@ -209,13 +210,29 @@ class SlurmEngine(DaskEngine):
         return spec
 
     def close(self) -> None:
+        clusters = [self._cluster]
         try:
             super().close()
         finally:
             with self._profiles_lock:
                 extra, self._profiles = list(self._profiles.values()), {}
             for cluster, client in extra:
+                clusters.append(cluster)
                 try:
                     client.close(timeout=10)
                 finally:
                     cluster.close(timeout=30)
+            for cluster in clusters:
+                _remove_credentials(cluster)
+
+
+def _remove_credentials(cluster: Any) -> None:
+    """dask-jobqueue keeps the run's TLS files for the job scripts open as temporary files until the
+    cluster object is collected; remove them when the engine closes."""
+    for name in [n for n in vars(cluster) if n.startswith("_job_")]:
+        handle = getattr(cluster, name)
+        if hasattr(handle, "close") and hasattr(handle, "name"):
+            try:
+                handle.close()  # a NamedTemporaryFile: closing deletes it
+            except OSError:
+                pass
