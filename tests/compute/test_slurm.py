@@ -128,3 +128,26 @@ def test_the_slurm_engine_refuses_bad_settings_with_a_reason(tmp_path: Path):
                            "--engine", "slurm", "--out", str(tmp_path / "out"), str(tmp_path)],
                           env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "01:00:00" in done.stderr, done.stderr
+
+
+def test_a_profiles_worker_job_asks_slurm_for_its_resources(tmp_path: Path):
+    # What sbatch receives for a GPU profile (no GPU here to run it on): the job script itself.
+    from slicer_cloud.compute.jobs.dask_security import dask_security
+    from slicer_cloud.compute.jobs.slurm import SlurmSettings, make_cluster
+
+    settings = SlurmSettings(
+        profiles={"gpu": {"cores": 8, "memory": "32GiB", "walltime": "02:00:00", "partition": "gpu", "gres": "gpu:1",
+                          "account": "lab", "extra_directives": ["--constraint=a100"]}},
+        modules={"segment_ct": "gpu"}, job_prologue=["module load cuda"], shared_directory=tmp_path / "shared",
+    )
+    cluster = make_cluster(settings, settings.profile_for("segment_ct"), dask_security(new_cluster=True))
+    try:
+        script = cluster.job_script()
+    finally:
+        cluster.close()
+    for line in ("#SBATCH -J slicer-cloud-gpu", "#SBATCH -p gpu", "#SBATCH -A lab", "#SBATCH --cpus-per-task=8",
+                 "#SBATCH --mem=32G", "#SBATCH -t 02:00:00", "#SBATCH --gres=gpu:1", "#SBATCH --constraint=a100",
+                 "module load cuda"):
+        assert line in script, (line, script)
+    assert "--nthreads 1" in script and "tls://127.0.0.1:" in script  # one module at a time, over TLS
+    assert settings.profile_for("threshold") == "default"
