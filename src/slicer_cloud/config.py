@@ -52,6 +52,12 @@ class ServiceSettings(BaseSettings):
         default=None,
         description="Access token. None: one is generated. Empty: no token (only allowed on loopback).",
     )
+    session_cookie_ttl_s: float = Field(
+        default=3600.0,
+        gt=0,
+        le=7 * 24 * 3600,
+        description="Life of a browser session (the cookie a ?token= link sets), renewed while it is used.",
+    )
     base_url: str = "/"
     data_dir: Path = Field(default_factory=Path.cwd)
     cache_dir: Path = Field(default_factory=default_cache_dir)

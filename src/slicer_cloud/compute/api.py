@@ -85,7 +85,7 @@ def create_app(settings: ComputeSettings, token: str, limits: Limits | None = No
         redoc_url=None,
         dependencies=[Security(bearer)],  # shows the lock in /docs; the middleware enforces it
     )
-    app.add_middleware(TokenMiddleware, token=token, port=settings.port)
+    app.add_middleware(TokenMiddleware, token=token, port=settings.port, session_ttl_s=settings.session_cookie_ttl_s)
 
     @app.exception_handler(SlicerCloudError)
     async def _user_error(_request: Request, error: SlicerCloudError) -> JSONResponse:

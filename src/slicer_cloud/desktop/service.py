@@ -85,6 +85,14 @@ async def serve_desktop(
     show_token: bool = True,
 ) -> None:
     token = resolve_token(settings.host, settings.token)
+    if not token:
+        # Keystrokes into the desktop are code execution: any local page or user could send them.
+        raise SlicerCloudError(
+            "The desktop does not run without a token: whoever reaches its page can type into its "
+            "programs (a terminal included). Omit --token (and SLICER_CLOUD_TOKEN) to have one generated, "
+            "or give one.",
+            status=500,
+        )
     width, height = parse_geometry(settings.geometry)
     data_dir = DataRoot(settings.data_dir).root
     novnc = load_novnc(settings.novnc_dir, allow_unpinned=settings.novnc_unpinned)
@@ -145,8 +153,9 @@ async def serve_desktop(
             ],
         )
         web_app = make_app(
-            token=token, port=port, base_url=base, info=info, novnc=novnc, open_vnc=xserver.open_vnc, counters=BridgeCounters()
-        )
+            token=token, port=port, base_url=base, info=info, novnc=novnc, open_vnc=xserver.open_vnc, counters=BridgeCounters(),
+            session_ttl_s=settings.session_cookie_ttl_s,
+        )  # fmt: skip
         runner = web.AppRunner(web_app, access_log=None, handle_signals=False)
         await runner.setup()
         await web.SockSite(runner, sock, shutdown_timeout=2.0).start()

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from slicer_cloud.desktop.bridge import BridgeCounters, OpenVnc, bridge
 from slicer_cloud.desktop.novnc import NoVncLibrary
+from slicer_cloud.security import DEFAULT_SESSION_TTL_S
 from slicer_cloud.web.auth import public, token_middleware
 from slicer_cloud.web.serving import normalize_base_url
 
@@ -60,10 +61,12 @@ def make_app(
     novnc: NoVncLibrary,
     open_vnc: OpenVnc,
     counters: BridgeCounters | None = None,
+    session_ttl_s: float = DEFAULT_SESSION_TTL_S,
 ) -> web.Application:
     base = normalize_base_url(base_url)
     counters = counters or BridgeCounters()
-    app = web.Application(middlewares=[token_middleware(token, port)], client_max_size=64 * 1024)
+    middleware = token_middleware(token, port, session_ttl_s=session_ttl_s)
+    app = web.Application(middlewares=[middleware], client_max_size=64 * 1024)
     app["counters"] = counters
 
     async def close_websockets(_app: web.Application) -> None:

@@ -103,7 +103,7 @@ def build_app(
 ) -> web.Application:
     base = settings.base_url
     app = web.Application(
-        middlewares=[errors_middleware, token_middleware(token, port)],
+        middlewares=[errors_middleware, token_middleware(token, port, session_ttl_s=settings.session_cookie_ttl_s)],
         client_max_size=1024**2,  # uploads are streamed, never read whole
     )
     app[SETTINGS] = settings

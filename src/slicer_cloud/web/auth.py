@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from slicer_cloud.security import check_request, cookie_name
+from slicer_cloud.security import CROSS_SITE, DEFAULT_SESSION_TTL_S, CookieSessions, check_request, cookie_name
 
 #: handlers decorated with this are reachable without a token (health checks only).
 PUBLIC_ATTR = "_slicer_cloud_public"
@@ -15,8 +15,11 @@ def public(handler):
     return handler
 
 
-def token_middleware(token: str, port: int, *, login_hint: str = "") -> web.middleware:
+def token_middleware(
+    token: str, port: int, *, login_hint: str = "", session_ttl_s: float = DEFAULT_SESSION_TTL_S
+) -> web.middleware:
     """Refuse every request, websocket upgrades included, that lacks the token."""
+    sessions = CookieSessions(port, session_ttl_s)
 
     @web.middleware
     async def middleware(request: web.Request, handler):
@@ -28,10 +31,12 @@ def token_middleware(token: str, port: int, *, login_hint: str = "") -> web.midd
             cookies=request.cookies,
             query=request.query,
             port=port,
+            method=request.method,
+            sessions=sessions,
         )
         if not decision.allowed:
             message = f"403 Forbidden: {decision.reason}."
-            if decision.reason != "cross-site request refused":
+            if decision.reason != CROSS_SITE:
                 message += " Open the URL printed by slicer-cloud (it ends with ?token=...)."
             if login_hint:
                 message += " " + login_hint
@@ -39,13 +44,13 @@ def token_middleware(token: str, port: int, *, login_hint: str = "") -> web.midd
         if decision.from_query and request.method in ("GET", "HEAD") and "Upgrade" not in request.headers:
             clean = request.rel_url.with_query([(k, v) for k, v in request.query.items() if k != "token"])
             response = web.HTTPFound(location=str(clean))
-            _set_cookie(response, token, port, request)
+            _set_cookie(response, sessions, request)
             raise response
         response = await handler(request)
         if isinstance(response, web.StreamResponse) and not response.prepared:
             apply_security_headers(response)
-            if decision.from_query:
-                _set_cookie(response, token, port, request)
+            if decision.set_cookie:
+                _set_cookie(response, sessions, request)
         return response
 
     return middleware
@@ -65,10 +70,12 @@ def apply_security_headers(response: web.StreamResponse) -> None:
         response.headers.setdefault(key, value)
 
 
-def _set_cookie(response: web.StreamResponse, token: str, port: int, request: web.Request) -> None:
+def _set_cookie(response: web.StreamResponse, sessions: CookieSessions, request: web.Request) -> None:
+    # A session id, never the token: the cookie reaches every port of this host.
     response.set_cookie(
-        cookie_name(port),
-        token,
+        cookie_name(sessions.port),
+        sessions.issue(),
+        max_age=int(sessions.ttl_s),
         httponly=True,
         samesite="Strict",
         secure=request.secure,
