@@ -111,6 +111,7 @@ def desktop(
     open_browser: OpenOpt = False,
     gpu: Annotated[bool, typer.Option("--gpu", help="Render with the GPU: VirtualGL's vglrun where installed, else EGL (untested).")] = False,
     log_level: LogLevelOpt = None,
+    allow_tcp_vnc: Annotated[bool, typer.Option("--allow-tcp-vnc", help="Xvnc older than TigerVNC 1.10: serve VNC on a loopback port behind a password only this service knows (else: refused).")] = False,
 ) -> None:
     """The full Slicer desktop in a browser tab (Xvnc + noVNC). Arguments after -- go to Slicer."""
     _log_level(log_level)
@@ -122,6 +123,7 @@ def desktop(
         run_desktop(
             host=host, port=port, token=token, base_url=base_url, geometry=geometry, slicer=slicer, app=app_command,
             data=data, open_browser=open_browser, gpu=gpu, slicer_args=list(ctx.meta.get("slicer_args", [])),
+            allow_tcp_vnc=allow_tcp_vnc or None,
         )  # fmt: skip
     except SlicerCloudError as error:
         _fail(error)

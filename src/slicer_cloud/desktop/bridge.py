@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from slicer_cloud.desktop.vnc_auth import answer_browser
+
 log = logging.getLogger(__name__)
 
 #: the largest frame a browser may send; RFB client messages are small (clipboard aside)
@@ -40,8 +42,34 @@ class BridgeCounters:
             await ws.close(code=WSCloseCode.GOING_AWAY, message=b"the desktop is stopping")
 
 
-async def bridge(request: web.Request, open_vnc: OpenVnc, counters: BridgeCounters) -> web.StreamResponse:
-    """Upgrade to a websocket and pump bytes until either side closes."""
+_HANDSHAKE_TIMEOUT_S = 30.0
+
+
+async def _answer_browser(ws: web.WebSocketResponse) -> bytes:
+    """The browser's side of the security handshake, read from binary frames; returns bytes the
+    browser sent beyond it."""
+    buffer = bytearray()
+
+    async def read_exactly(count: int) -> bytes:
+        while len(buffer) < count:
+            message = await ws.receive()
+            if message.type != WSMsgType.BINARY:
+                raise ConnectionError("the browser closed the connection during the VNC handshake")
+            buffer.extend(message.data)
+        data = bytes(buffer[:count])
+        del buffer[:count]
+        return data
+
+    await answer_browser(read_exactly, ws.send_bytes)
+    return bytes(buffer)
+
+
+async def bridge(
+    request: web.Request, open_vnc: OpenVnc, counters: BridgeCounters, *, answer_security: bool = False
+) -> web.StreamResponse:
+    """Upgrade to a websocket and pump bytes until either side closes. ``answer_security``: the
+    VNC connection is already authenticated (a password the browser never sees); the bridge plays
+    the server's side of the security handshake for the browser first."""
     try:
         reader, writer = await open_vnc()
     except OSError as error:
@@ -49,6 +77,16 @@ async def bridge(request: web.Request, open_vnc: OpenVnc, counters: BridgeCounte
         return web.Response(status=503, text=f"503: the desktop's VNC server is not reachable ({error.strerror}).\n")
     ws = web.WebSocketResponse(protocols=("binary",), max_msg_size=MAX_CLIENT_MESSAGE, heartbeat=30.0)
     await ws.prepare(request)
+    if answer_security:
+        try:
+            leftover = await asyncio.wait_for(_answer_browser(ws), _HANDSHAKE_TIMEOUT_S)
+        except (ConnectionError, asyncio.TimeoutError) as error:
+            log.info("Desktop connection refused during the VNC handshake: %s", error)
+            writer.close()
+            await ws.close(code=WSCloseCode.PROTOCOL_ERROR, message=b"VNC handshake failed")
+            return ws
+        if leftover:  # ClientInit sent in the same frame as the security choice
+            writer.write(leftover)
     counters.clients += 1
     counters.connections += 1
     counters.open.add(ws)

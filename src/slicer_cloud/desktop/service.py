@@ -50,12 +50,14 @@ def run_desktop(
     gpu: bool = False,
     slicer_args: list[str] | None = None,
     show_token: bool = True,
+    allow_tcp_vnc: bool | None = None,
 ) -> None:
     """Serve the desktop until interrupted; raise :class:`SlicerCloudError` on failure.
 
     Options left None come from the environment (``SLICER_CLOUD_*``) or the defaults.
     """
-    overrides: dict[str, Any] = {"host": host, "port": port, "token": token, "base_url": base_url, "geometry": geometry, "data_dir": data}
+    overrides: dict[str, Any] = {"host": host, "port": port, "token": token, "base_url": base_url, "geometry": geometry, "data_dir": data,
+                                 "allow_tcp_vnc": allow_tcp_vnc}  # fmt: skip
     try:
         settings = DesktopSettings(**{k: v for k, v in overrides.items() if v is not None})
     except ValueError as error:
@@ -125,6 +127,7 @@ async def serve_desktop(
             depth=settings.depth,
             desktop_name=settings.desktop_name,
             timeout_s=settings.x_start_timeout_s,
+            allow_tcp_vnc=settings.allow_tcp_vnc,
         )
         client_env = xserver.client_env()
         await _start_window_manager(supervisor, client_env, data_dir)
@@ -154,7 +157,7 @@ async def serve_desktop(
         )
         web_app = make_app(
             token=token, port=port, base_url=base, info=info, novnc=novnc, open_vnc=xserver.open_vnc, counters=BridgeCounters(),
-            session_ttl_s=settings.session_cookie_ttl_s,
+            session_ttl_s=settings.session_cookie_ttl_s, bridge_answers_security=xserver.bridge_answers_security,
         )  # fmt: skip
         runner = web.AppRunner(web_app, access_log=None, handle_signals=False)
         await runner.setup()

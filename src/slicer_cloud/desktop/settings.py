@@ -46,6 +46,11 @@ class DesktopSettings(ServiceSettings):
     download_connect_timeout_s: float = Field(default=5.0, gt=0, description="Give up connecting after this.")
     download_read_timeout_s: float = Field(default=60.0, gt=0)
     x_start_timeout_s: float = Field(default=15.0, gt=0, description="Longest wait for the X server.")
+    allow_tcp_vnc: bool = Field(
+        default=False,
+        description="With an Xvnc older than TigerVNC 1.10 (no unix socket): serve VNC on a loopback port "
+        "behind a VNC password only this service knows, instead of refusing to start.",
+    )
     max_restarts: int = Field(
         default=5, ge=0, description="A program that exits more often than this within restart_window_s ends the service."
     )

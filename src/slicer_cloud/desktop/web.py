@@ -62,6 +62,7 @@ def make_app(
     open_vnc: OpenVnc,
     counters: BridgeCounters | None = None,
     session_ttl_s: float = DEFAULT_SESSION_TTL_S,
+    bridge_answers_security: bool = False,
 ) -> web.Application:
     base = normalize_base_url(base_url)
     counters = counters or BridgeCounters()
@@ -108,7 +109,7 @@ def make_app(
     async def websockify(request: web.Request) -> web.StreamResponse:
         if request.headers.get("Upgrade", "").lower() != "websocket":
             raise web.HTTPBadRequest(text="400: this URL is the desktop's websocket; open the page instead.\n")
-        return await bridge(request, open_vnc, counters)
+        return await bridge(request, open_vnc, counters, answer_security=bridge_answers_security)
 
     @public
     async def healthz(_request: web.Request) -> web.Response:

@@ -4,7 +4,9 @@ Safety choices:
 
 * VNC listens on a unix socket in a private (0700) folder, mode 0600, and on no TCP port at all
   (``-rfbport -1``); the only way in from the network is our token-checked websocket bridge.
-  Where Xvnc is too old for unix sockets, it falls back to a loopback port and says so.
+  An Xvnc too old for unix sockets is refused, with the reason and the fix, unless
+  ``--allow-tcp-vnc``: then VNC listens on a loopback port, behind a random VNC password that
+  only this process knows (the bridge authenticates; see :mod:`slicer_cloud.desktop.vnc_auth`).
 * X clients need the MIT cookie written to the private ``Xauthority`` file; X itself listens on
   no TCP port (``-nolisten tcp``).
 * The X server picks a free display number itself (``-displayfd``), under its own lock files,
@@ -23,9 +25,10 @@ import socket
 import struct
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from slicer_cloud.desktop import vnc_auth
 from slicer_cloud.desktop.supervisor import Program, ProgramSpec, Supervisor
 from slicer_cloud.doctor import HINT
 from slicer_cloud.errors import SlicerCloudError
@@ -43,6 +46,8 @@ class XServer:
     #: where VNC clients connect: a unix socket, or (fallback) a loopback TCP port
     vnc_socket: Path | None = None
     vnc_port: int | None = None
+    #: the VNC password of a TCP port (never shown to the browser); None on a unix socket
+    vnc_password: bytes | None = field(default=None, repr=False)
 
     @property
     def display_name(self) -> str:
@@ -55,10 +60,23 @@ class XServer:
         env["XAUTHORITY"] = str(self.xauthority)
         return env
 
+    @property
+    def bridge_answers_security(self) -> bool:
+        """True when :meth:`open_vnc` returns a connection already past VNC's security handshake,
+        so the bridge plays the server's side of it for the browser."""
+        return self.vnc_password is not None
+
     async def open_vnc(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         if self.vnc_socket is not None:
             return await asyncio.open_unix_connection(str(self.vnc_socket))
-        return await asyncio.open_connection("127.0.0.1", self.vnc_port)
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.vnc_port)
+        if self.vnc_password is not None:
+            try:
+                await asyncio.wait_for(vnc_auth.authenticate(reader, writer, self.vnc_password), 10)
+            except (OSError, EOFError, asyncio.IncompleteReadError, asyncio.TimeoutError) as error:
+                writer.close()
+                raise ConnectionError(f"VNC authentication failed: {error}") from error
+        return reader, writer
 
 
 def write_xauthority(path: Path) -> bytes:
@@ -112,6 +130,7 @@ async def start_x_server(
     depth: int = 24,
     desktop_name: str = "slicer-cloud desktop",
     timeout_s: float = 15.0,
+    allow_tcp_vnc: bool = False,
 ) -> XServer:
     """Start Xvnc under ``supervisor``; return once X clients and VNC clients can connect."""
     xvnc = find_xvnc()
@@ -124,24 +143,39 @@ async def start_x_server(
         "-desktop", desktop_name,
         "-auth", str(xauthority),
         "-nolisten", "tcp",
-        "-SecurityTypes", "None",
         "-AlwaysShared",
         "-AcceptSetDesktopSize=1",
         "-dpi", "96",
     ]  # fmt: skip
     vnc_socket: Path | None = None
     vnc_port: int | None = None
+    vnc_password: bytes | None = None
     if supports_unix_socket(xvnc):
         vnc_socket = runtime_dir / "vnc.sock"
-        args += ["-rfbunixpath", str(vnc_socket), "-rfbunixmode", "384", "-rfbport", "-1"]  # 384 = 0600
+        # the socket's folder and mode are the lock: no VNC password needed
+        args += ["-SecurityTypes", "None", "-rfbunixpath", str(vnc_socket), "-rfbunixmode", "384", "-rfbport", "-1"]
+    elif not allow_tcp_vnc:
+        raise SlicerCloudError(
+            f"This Xvnc ({xvnc}) is older than TigerVNC 1.10 and cannot serve VNC on a private unix "
+            "socket; on a TCP port every account on this machine could connect to the desktop. Upgrade "
+            "TigerVNC to 1.10 or later (Debian 11+, Ubuntu 20.04+: tigervnc-standalone-server), or start "
+            "with --allow-tcp-vnc to use a loopback port behind a VNC password that only this service knows.",
+            status=500,
+        )
     else:
         vnc_port = _free_loopback_port()
+        vnc_password = vnc_auth.new_password()
+        password_file = runtime_dir / "vncpasswd"  # in the private folder, mode 0600
+        vnc_auth.write_password_file(password_file, vnc_password)
         log.warning(
-            "This Xvnc cannot listen on a unix socket; VNC listens on 127.0.0.1:%d instead, where "
-            "other users of this machine could reach it. Upgrade TigerVNC to 1.10 or later.",
+            "This Xvnc cannot listen on a unix socket; with --allow-tcp-vnc, VNC listens on 127.0.0.1:%d "
+            "behind a VNC password only this service knows. Upgrade TigerVNC to 1.10 or later.",
             vnc_port,
         )
-        args += ["-rfbport", str(vnc_port), "-interface", "127.0.0.1", "-localhost"]
+        # Failed attempts by others must not lock the bridge out (Xvnc blacklists by address, and all
+        # of them come from 127.0.0.1); guessing a random 8-character password is hopeless anyway.
+        args += ["-SecurityTypes", "VncAuth", "-PasswordFile", str(password_file), "-BlacklistThreshold", "1000000",
+                 "-rfbport", str(vnc_port), "-interface", "127.0.0.1", "-localhost"]  # fmt: skip
 
     read_fd, write_fd = os.pipe()
     try:
@@ -160,7 +194,10 @@ async def start_x_server(
         display = await _read_display(read_fd, program, timeout_s)
     finally:
         os.close(read_fd)
-    server = XServer(display=display, xauthority=xauthority, program=program, vnc_socket=vnc_socket, vnc_port=vnc_port)
+    server = XServer(
+        display=display, xauthority=xauthority, program=program, vnc_socket=vnc_socket, vnc_port=vnc_port,
+        vnc_password=vnc_password,
+    )  # fmt: skip
     await _wait_vnc_ready(server, program, timeout_s)
     log.info("X server ready on display %s (VNC on %s).", server.display_name, vnc_socket or f"127.0.0.1:{vnc_port}")
     return server
