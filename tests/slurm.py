@@ -1,7 +1,8 @@
 """A real single-node SLURM for the tests and benchmarks, from Debian's ``slurm-wlm`` and
 ``munge``: a munged of its own (its own socket), ``slurmctld`` and ``slurmd`` with a minimal
 ``slurm.conf`` of their own, free ports chosen at start, state and spool in a temporary folder,
-all stopped by PID. Needs root (slurmd runs jobs as their users)."""
+all stopped by PID; the controller and the node are addressed on loopback. Needs root (slurmd
+runs jobs as their users)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from pathlib import Path
 
 CONF = """\
 ClusterName=slicercloudtest
-SlurmctldHost={host}
+SlurmctldHost={host}(127.0.0.1)
 SlurmctldPort={ctld_port}
 SlurmdPort={slurmd_port}
 AuthType=auth/munge
@@ -50,7 +51,7 @@ MinJobAge=30
 SlurmctldTimeout=30
 SlurmdTimeout=30
 InactiveLimit=0
-NodeName={host} CPUs={cpus} RealMemory={memory_mb} State=UNKNOWN
+NodeName={host} NodeAddr=127.0.0.1 NodeHostname={host} CPUs={cpus} RealMemory={memory_mb} State=UNKNOWN
 PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
 """
 
