@@ -69,6 +69,11 @@ class ViewerSettings(ServiceSettings):
     max_sessions: int = Field(
         default=8, gt=0, description="Most viewer session processes at once (spares started ahead included)."
     )
+    max_ws_message_bytes: int = Field(
+        default=16 * 1024**2,
+        gt=0,
+        description="Largest websocket message a browser may send to its session; a larger one closes the socket (1009).",
+    )
     busy_retry_after_s: int = Field(
         default=10, gt=0, description="When every session is in use, the busy page tries again after this long."
     )

@@ -24,7 +24,7 @@ from pathlib import PurePosixPath
 from urllib.parse import quote
 
 import aiohttp
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from slicer_cloud.config import Limits, ViewerSettings
 from slicer_cloud.errors import SlicerCloudError
@@ -262,7 +262,8 @@ async def _proxy_websocket(request: web.Request, session, tail: str) -> web.WebS
         )
     except aiohttp.ClientError as error:
         raise SlicerCloudError("The viewer session is not answering.", status=502, detail=str(error)) from None
-    downstream = web.WebSocketResponse(max_msg_size=0, compress=False, heartbeat=30)
+    # A browser's messages are bounded (its session's are ours, and carry the images).
+    downstream = _BoundedWebSocket(request.app[SETTINGS].max_ws_message_bytes)
     await downstream.prepare(request)
     manager.connected(session)
     try:
@@ -272,6 +273,20 @@ async def _proxy_websocket(request: web.Request, session, tail: str) -> web.WebS
         await upstream.close()
         await downstream.close()
     return downstream
+
+
+class _BoundedWebSocket(web.WebSocketResponse):
+    """Refuses a message over ``limit`` while it arrives (never buffered whole) and closes with
+    1009 and a reason the page can show; aiohttp alone would close with no reason."""
+
+    def __init__(self, limit: int):
+        super().__init__(max_msg_size=limit, compress=False, heartbeat=30)
+        self._too_big = f"message larger than the limit of {limit / 1024**2:g} MiB".encode()
+
+    async def close(self, *, code: int = WSCloseCode.OK, message: bytes = b"", drain: bool = True) -> bool:
+        if code == WSCloseCode.MESSAGE_TOO_BIG and not message:
+            message = self._too_big
+        return await super().close(code=code, message=message, drain=drain)
 
 
 async def _pump(source, sink) -> None:
