@@ -37,8 +37,21 @@ LogLevelOpt = Annotated[
 
 
 @app.callback()
-def _root() -> None:
+def _root(
+    pacs: Annotated[
+        Optional[list[str]],
+        typer.Option("--pacs", help="A DICOMweb server for every command: NAME=URL, or name=N,url=U,auth=basic|bearer,"
+                     "username=U,password_file=F / token_file=F (repeatable; docs/dicomweb.md)."),
+    ] = None,
+) -> None:
     """3D Slicer over an internet connection: web viewer, compute API, remote desktop, Jupyter."""
+    if pacs:
+        from slicer_cloud.dicomweb.settings import export_servers, parse_server_spec
+
+        try:
+            export_servers([parse_server_spec(spec) for spec in pacs])
+        except SlicerCloudError as error:
+            _fail(error)
 
 
 def _fail(error: SlicerCloudError) -> None:

@@ -64,6 +64,7 @@ def test_search_lists_stored_studies_and_series(conn, stored):
     assert row["patient_id"] == "PHANTOM" and row["modalities"] == "CT" and row["date"] == "2026-01-01"
     assert search.search_studies(conn, patient="nobody-like-this") == []
     assert any(r["study"] == study for r in search.search_studies(conn, date_from="2025-12-31", date_to="2026-01-02"))
+    assert [r["study"] for r in search.search_studies(conn, description="phantom", patient="Phantom CT")]
     assert not any(r["study"] == study for r in search.search_studies(conn, date_from="2026-02-01"))
     with pytest.raises(SlicerCloudError, match="not a date"):
         search.search_studies(conn, date_from="yesterday")

@@ -63,13 +63,17 @@ def _bounded_body(limit: int):
 
 
 class _Adapter(HTTPAdapter):
-    """Sends QIDO wildcards as ``*``: RFC 3986 allows it unencoded in a query, and some servers
-    (Orthanc 1.10) match a percent-encoded ``%2A`` literally, so a search would find nothing."""
+    """Sends the QIDO wildcards ``*`` and ``?`` unescaped and spaces as ``%20``: RFC 3986 allows
+    all three in a query, and some servers (Orthanc 1.10) match ``%2A``, ``%3F`` or a
+    form-encoded ``+`` literally, so a search would find nothing. (The client form-encodes, so a
+    real ``+`` is already ``%2B``.)"""
 
     def send(self, request, *args, **kwargs):
         if request.url and "?" in request.url:
             path, _, query = request.url.partition("?")
-            request.url = f"{path}?{query.replace('%2A', '*').replace('%2a', '*')}"
+            for escaped, char in (("%2A", "*"), ("%2a", "*"), ("%3F", "?"), ("%3f", "?"), ("+", "%20")):
+                query = query.replace(escaped, char)
+            request.url = f"{path}?{query}"
         return super().send(request, *args, **kwargs)
 
 

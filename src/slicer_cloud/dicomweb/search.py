@@ -47,11 +47,15 @@ def _date(text: str, what: str) -> str:
 
 
 def _contains(text: str) -> str:
-    """A QIDO wildcard match for text typed by a user (its own wildcards kept, none added twice)."""
-    text = (text or "").strip().replace("\\", "")
+    """A QIDO wildcard match for text typed by a user: "*text*" unless they wrote their own "*"."""
+    text = " ".join((text or "").replace("\\", "").split())
     if not text:
         return ""
-    return text if ("*" in text or "?" in text) else f"*{text}*"
+    # A space becomes "?" (any one character): servers disagree on how a space in a query is
+    # decoded (Orthanc 1.10 matches "%20" literally), and "?" matches a space everywhere, as
+    # well as the "^" between the parts of a person name ("Phantom CT" finds "Phantom^CT").
+    text = text.replace(" ", "?").replace("^", "?")
+    return text if "*" in text else f"*{text}*"
 
 
 def study_filters(

@@ -39,11 +39,13 @@ from slicer_cloud.core import dicom, images
 from slicer_cloud.core.presets import WINDOW_PRESET_TITLES, WINDOW_PRESETS, looks_like_ct, window_level
 from slicer_cloud.core.scene import LoadedVolume, load_segmentation, load_volume
 from slicer_cloud.core.vtk_output import quiet_vtk
+from slicer_cloud.dicomweb.reference import is_reference
 from slicer_cloud.errors import SlicerCloudError
 from slicer_cloud.store import DataRoot, atomic_output
 from slicer_cloud.viewer.interaction import lighten_drags
 from slicer_cloud.viewer.layouts import DEFAULT_LAYOUT, LAYOUT_ICONS, LAYOUT_TITLES, view_layouts
 from slicer_cloud.viewer.listing import list_data_files
+from slicer_cloud.viewer.pacs import PacsPanel
 
 log = logging.getLogger("slicer_cloud.viewer")
 
@@ -93,6 +95,7 @@ class ViewerApp(TrameApp):
         self.markups_logic = MarkupsButtonLogic(self.server, self.slicer_app)
 
         self._init_state()
+        self.pacs = PacsPanel(self)
         self._build_ui()
         self.layout_manager.set_layout(DEFAULT_LAYOUT)
         self._watch_views()
@@ -199,7 +202,11 @@ class ViewerApp(TrameApp):
         if kind == "segmentation":
             self._open_segmentation(path, label=label)
             return
-        self._replace_volume(load_volume(self.slicer_app, path, self.limits, series_uid=series_uid, name=label))
+        self.show_volume(load_volume(self.slicer_app, path, self.limits, series_uid=series_uid, name=label), label=label)
+
+    def show_volume(self, loaded: LoadedVolume, *, label: str) -> None:
+        """Put a loaded volume on screen in place of the current one."""
+        self._replace_volume(loaded)
         self.volume_label = label
         with self.state:
             self.state.sc_volume_name = label
@@ -234,22 +241,32 @@ class ViewerApp(TrameApp):
             view.set_background_volume_id(node.GetID())
             view.set_foreground_volume_id(None)
             view.set_visible_in_3d(not self.state.sc_vr_on)
-        is_ct = looks_like_ct(node.GetImageData().GetScalarRange())
-        display = node.GetDisplayNode()
-        if is_ct:
-            display.AutoWindowLevelOff()
-            display.SetWindowLevel(*WINDOW_PRESETS["ct-abdomen"])
-        else:
-            display.AutoWindowLevelOn()
-        with self.state:
-            self.state.sc_is_ct = is_ct
+        self.refresh_window_level(initial=True)
         if self.state.sc_vr_on:
             self._show_volume_rendering(True)
         self.segment_editor_logic.on_volume_changed(node)
         self.volume_property_logic.on_volume_changed(node)
         self._fit_all_views()
 
+    def refresh_window_level(self, *, initial: bool = False) -> None:
+        """CT window for CT-like values, automatic otherwise (again once a volume has fully arrived)."""
+        if self.volume is None:
+            return
+        node = self.volume.node
+        is_ct = looks_like_ct(node.GetImageData().GetScalarRange())
+        display = node.GetDisplayNode()
+        if is_ct and (initial or not self.state.sc_is_ct):
+            display.AutoWindowLevelOff()
+            display.SetWindowLevel(*WINDOW_PRESETS["ct-abdomen"])
+        elif not is_ct:
+            display.AutoWindowLevelOff()
+            display.AutoWindowLevelOn()  # recomputed from the values there now
+        with self.state:
+            self.state.sc_is_ct = is_ct
+
     async def open_relative(self, relative: str, series_uid: str | None = None) -> bool:
+        if is_reference(relative):  # ?open=dicomweb:SERVER/STUDY/SERIES
+            return await self.pacs.open_reference(relative)
         try:
             path = self.data_root.resolve(relative)
         except SlicerCloudError as error:
@@ -504,11 +521,14 @@ class ViewerApp(TrameApp):
             with layout.drawer:
                 with v3.VTabs(v_model=("sc_panel",), density="compact", grow=True):
                     v3.VTab("Data", value="data")
+                    v3.VTab("PACS", value="pacs", id="sc-tab-pacs")
                     v3.VTab("Segment", value="segment")
                     v3.VTab("Display", value="display")
                 with v3.VWindow(v_model=("sc_panel",)):
                     with v3.VWindowItem(value="data"):
                         self._data_panel()
+                    with v3.VWindowItem(value="pacs"):
+                        self.pacs.build()
                     with v3.VWindowItem(value="segment"):
                         self._segment_panel()
                     with v3.VWindowItem(value="display"):
