@@ -231,7 +231,7 @@ def api(
 @app.command("run")
 def run_cmd(
     module: Annotated[str, typer.Argument(help="Module name, e.g. threshold (slicer-cloud run --list shows them).")] = "",
-    inputs: Annotated[Optional[list[str]], typer.Argument(help="Input files, folders or globs: one case each.")] = None,
+    inputs: Annotated[Optional[list[str]], typer.Argument(help="Input files, folders, globs or DICOMweb series (dicomweb:SERVER/STUDY[/SERIES], dicomweb:SERVER?Modality=CT&...): one case each.")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="A parameter as NAME=VALUE (repeatable); {stem} in output names.")] = None,
     engine: EngineOpt = "local",
     scheduler: SchedulerOpt = None,
@@ -239,6 +239,7 @@ def run_cmd(
     out: Annotated[Path, typer.Option("--out", help="Folder for the outputs and summary.csv.")] = Path("slicer-cloud-results"),
     modules_path: ModulesPathOpt = None,
     list_modules: Annotated[bool, typer.Option("--list", help="List the modules and exit.")] = False,
+    to_pacs: Annotated[bool, typer.Option("--to-pacs", help="Inputs from DICOMweb (dicomweb:...): store label map outputs back as DICOM SEG.")] = False,
 ) -> None:
     """Run one module over many inputs, with a progress bar and a summary; failed cases do not stop the batch."""
     from slicer_cloud.compute.batch import run_batch
@@ -251,7 +252,7 @@ def run_cmd(
                 typer.echo(f"{entry.name:22} {entry.descriptor.title} ({entry.descriptor.category})")
             return
         cases = run_batch(module, inputs or [], sets=set_ or [], out=out, engine=engine, scheduler=scheduler,
-                          workers=workers, modules_path=modules_path or [])
+                          workers=workers, modules_path=modules_path or [], to_pacs=to_pacs)
     except SlicerCloudError as error:
         _fail(error)
     if any(case.state != "succeeded" for case in cases):

@@ -14,7 +14,8 @@ same code as the viewer and the compute API. ``run`` runs a processing module (t
 ``configure(engine="dask", scheduler=...)``, with a progress bar.
 
 A file is a path (relative to the current folder or to the data folder of ``slicer-cloud
-serve``), an item of the compute API (a dict with ``path``), or an output of :func:`run`.
+serve``), an item of the compute API (a dict with ``path``), an output of :func:`run`, or a
+DICOMweb series ``"dicomweb:SERVER/STUDY_UID/SERIES_UID"`` of a configured server.
 """
 
 from __future__ import annotations
@@ -46,7 +47,14 @@ def data_folder() -> Path:
 
 
 def resolve(source: Source) -> Path:
-    """The file a ``show``/``Viewer``/``run`` argument names."""
+    """The file a ``show``/``Viewer``/``run`` argument names (a ``dicomweb:SERVER/STUDY/SERIES``
+    reference is fetched once into the cache, through the usual checks, and named by its file)."""
+    if isinstance(source, str) and source.startswith("dicomweb:"):
+        from slicer_cloud.config import default_cache_dir
+        from slicer_cloud.dicomweb.compute import series_to_nrrd
+        from slicer_cloud.dicomweb.reference import parse_reference
+
+        return series_to_nrrd(parse_reference(source), default_cache_dir() / "dicomweb")
     if isinstance(source, dict):
         if "path" not in source:
             raise SlicerCloudError("An item needs a 'path' (items of the compute API have one).")

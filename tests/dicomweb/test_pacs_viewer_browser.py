@@ -87,9 +87,13 @@ def wait_for_view(page, index: int = 0, timeout: float = 90.0) -> np.ndarray:
 
 
 def wait_for_message(page, text: str, timeout: float = 120.0) -> str:
-    page.wait_for_function(
-        "(t) => (document.querySelector('#sc-message')?.innerText || '').includes(t)", arg=text, timeout=timeout * 1000
-    )
+    try:
+        page.wait_for_function(
+            "(t) => (document.querySelector('#sc-message')?.innerText || '').includes(t)", arg=text, timeout=timeout * 1000
+        )
+    except Exception:
+        shown = page.evaluate("() => document.querySelector('#sc-message')?.innerText || '(no message)'")
+        raise AssertionError(f"expected a message with {text!r}; the page shows: {shown}") from None
     return page.locator("#sc-message").inner_text()
 
 

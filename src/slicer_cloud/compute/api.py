@@ -266,6 +266,10 @@ def create_app(settings: ComputeSettings, token: str, limits: Limits | None = No
         return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=300"})
 
     # -- modules -----------------------------------------------------------------------------
+    from slicer_cloud.compute.dicomweb_api import router as dicomweb_router
+
+    app.include_router(dicomweb_router)  # /api/dicomweb/...: PACS search, series as items, SEG out
+
     @app.get("/api/modules", response_model=list[ModuleSummary], tags=["modules"])
     def list_modules(request: Request) -> list[dict[str, Any]]:
         return [entry.descriptor.summary() for entry in _svc(request).registry.entries()]

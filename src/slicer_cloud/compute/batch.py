@@ -48,11 +48,17 @@ class Case:
     done: threading.Event = field(default_factory=threading.Event)
 
 
-def expand_inputs(inputs: list[str]) -> list[tuple[str, Path | None]]:
-    """Files, folders (their image/model/table files, sorted) and globs; a name that matches
-    nothing stays in the list as a case that will fail with the reason."""
+def expand_inputs(inputs: list[str], *, fetch_dir: Path | None = None, reasons: dict[str, str] | None = None) -> list[tuple[str, Path | None]]:
+    """Files, folders (their image/model/table files, sorted), globs and DICOMweb series
+    (``dicomweb:...``, fetched as NRRD into ``fetch_dir``); a name that matches nothing stays in
+    the list as a case that will fail with the reason (in ``reasons`` when there is one)."""
     found: list[tuple[str, Path | None]] = []
     for given in inputs:
+        if given.startswith("dicomweb:"):
+            from slicer_cloud.dicomweb.batch import expand_dicomweb
+
+            found += expand_dicomweb(given, fetch_dir or Path.cwd(), reasons if reasons is not None else {})
+            continue
         if _GLOB_CHARS & set(given):
             matches = sorted(glob.glob(given, recursive=True))
             if not matches:
@@ -140,6 +146,7 @@ def run_batch(
     modules_path: list[Path] | None = None,
     wall_time_s: float = 6 * 3600.0,
     quiet: bool = False,
+    to_pacs: bool = False,
 ) -> list[Case]:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -149,11 +156,12 @@ def run_batch(
     entry = registry.get(module)
     descriptor = entry.descriptor
     target, values, file_values = plan(entry, parse_sets(sets))
-    found = expand_inputs(inputs)
-    if not found:
-        raise SlicerCloudError("No inputs: give files, folders or globs.", status=422)
     out.mkdir(parents=True, exist_ok=True)
     work_root = out / ".slicer-cloud-work"
+    reasons: dict[str, str] = {}
+    found = expand_inputs(inputs, fetch_dir=work_root / "dicomweb", reasons=reasons)
+    if not found:
+        raise SlicerCloudError("No inputs: give files, folders or globs.", status=422)
     runner: Engine = make_engine(engine, scheduler=scheduler, workers=workers)
     cases: dict[str, Case] = {}
     listener = _Listener(cases)
@@ -163,7 +171,7 @@ def run_batch(
             case = Case(number, source, path)
             cases[job_id] = case
             if path is None:
-                case.state, case.error = "failed", f"No such file or no input file matches: {source}"
+                case.state, case.error = "failed", reasons.get(source) or f"No such file or no input file matches: {source}"
                 case.done.set()
                 continue
             spec = _spec(entry, job_id, target, path, values, file_values, work_root / job_id, out, wall_time_s)
@@ -198,6 +206,10 @@ def run_batch(
                 final = out / Path(output.path).name
                 os.replace(output.path, final)
                 case.outputs.append(final.name)
+            if to_pacs and case.source.startswith("dicomweb:"):
+                from slicer_cloud.dicomweb.batch import export_case_outputs
+
+                export_case_outputs(case, entry, out)
     shutil.rmtree(work_root, ignore_errors=True)
     _write_summary(out / "summary.csv", list(cases.values()), descriptor)
     _print_table(console, module, list(cases.values()), descriptor)

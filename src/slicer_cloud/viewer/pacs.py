@@ -10,6 +10,7 @@ never a server's URL or credentials.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import threading
 import time
@@ -44,6 +45,9 @@ class PacsPanel:
         self.remote = None  # RemoteSeries of the volume on screen, when it came from a PACS
         self._remote_node = None
         self._cancel: threading.Event | None = None
+        # highdicom keeps a SQLite index per SEG, usable only from the thread that made it:
+        # every SEG step runs on this one thread.
+        self._seg_thread = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="seg")
         try:
             self.settings = load_settings()
             servers = [s.name for s in self.settings.servers()]
@@ -274,18 +278,19 @@ class PacsPanel:
         conn = self.connection(ref.server)
         with self.state:
             self.state.sc_busy = "Reading the segmentation from the PACS…"
-        seg, source = await asyncio.to_thread(segmod.referenced_series, conn, ref)
+        loop = asyncio.get_running_loop()
+        seg, source = await loop.run_in_executor(self._seg_thread, segmod.referenced_series, conn, ref)
         if self.remote is None or self.remote.ref != source or self.app.volume is None or self.app.volume.node is not self._remote_node:
             if not await self._open_volume(source):
                 return False
-        result = await asyncio.to_thread(segmod.seg_on_volume, seg, self.remote, ref)
+        result = await loop.run_in_executor(self._seg_thread, segmod.seg_on_volume, seg, self.remote, ref)
         scene = self.app.slicer_app.scene
         editor = self.app.slicer_app.segmentation_editor
         editor.deactivate_effect()
         for node in list(scene.GetNodesByClass("vtkMRMLSegmentationNode")):
             scene.RemoveNode(node)
         entries = [SegmentEntry(s.number, s.label, s.color) for s in result.segments]
-        name = str(seg.get("SeriesDescription", "") or "DICOM SEG")
+        name = await loop.run_in_executor(self._seg_thread, lambda: str(seg.get("SeriesDescription", "") or "DICOM SEG"))
         labelmap_to_segmentation(self.app.slicer_app, result.labels, self.remote.info(), entries, self.app.volume.node, name=name)
         self.app.segment_editor_logic.on_volume_changed(self.app.volume.node)
         self._render()
@@ -314,8 +319,11 @@ class PacsPanel:
             segments = [segmod.Segment(e.number, e.name, e.color) for e in entries]
             conn = self.connection(remote.ref.server)
             description = f"Segmentation of {remote.name}"[:64]
-            dataset = await asyncio.to_thread(segmod.build_seg, labels, remote, segments, description=description)
-            saved = await asyncio.to_thread(segmod.store_seg, conn, dataset, remote.ref)
+            loop = asyncio.get_running_loop()
+            dataset = await loop.run_in_executor(
+                self._seg_thread, lambda: segmod.build_seg(labels, remote, segments, description=description)
+            )
+            saved = await loop.run_in_executor(self._seg_thread, segmod.store_seg, conn, dataset, remote.ref)
             took = time.perf_counter() - started
             with self.state:
                 self.state.sc_pacs_saved = str(saved)
