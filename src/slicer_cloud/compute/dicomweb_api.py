@@ -53,6 +53,27 @@ def studies(server: str, patient: str = "", patient_id: str = "", date_from: str
                           date_to=date_to, modality=modality, accession=accession, description=description)
 
 
+@router.get("/recent")
+def recent(limit: int = 10) -> list[dict[str, Any]]:
+    """The newest studies of every configured server (for the portal); a server that fails
+    gives a row with its error instead of failing the list."""
+    from slicer_cloud.dicomweb import connect
+    from slicer_cloud.dicomweb.search import search_studies
+    from slicer_cloud.dicomweb.settings import load_settings
+
+    settings = load_settings()
+    limit = max(1, min(limit, 50))
+    rows: list[dict[str, Any]] = []
+    for server in settings.servers():
+        try:
+            found = search_studies(connect(server.name, settings))
+        except SlicerCloudError as error:
+            rows.append({"server": server.name, "error": error.message})
+            continue
+        rows += found[:limit]
+    return rows
+
+
 @router.get("/studies/{study}/series")
 def series(server: str, study: str) -> list[dict[str, Any]]:
     from slicer_cloud.dicomweb import connect

@@ -26,7 +26,8 @@ from slicer_cloud.store.paths import DataRoot
 #: files the portal offers (images and surface models); DICOM folders are registered from the API
 LISTED_SUFFIXES = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd", ".stl", ".obj", ".vtp", ".ply")
 MAX_LISTED = 2000
-_STATIC = {"portal.js": "text/javascript", "portal.css": "text/css", "logo.svg": "image/svg+xml"}
+_STATIC = {"portal.js": "text/javascript", "portal.css": "text/css", "logo.svg": "image/svg+xml",
+           "pacs.js": "text/javascript"}
 _PAGE_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"}
 
 
