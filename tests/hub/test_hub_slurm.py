@@ -1,8 +1,8 @@
 """``slicer-cloud hub`` with the SLURM profile (examples/hub/slurm_config.py) on a real
 single-node SLURM: a user logs in, chooses the job's resources in the spawn form, their
 slicer-cloud server runs as a SLURM job and serves the portal and the viewer through the hub's
-proxy with the same login; a bad form value is refused with the reason; stopping the server
-cancels the job."""
+proxy with the same login; a bad form value is refused with the reason; when the idle culler
+stops the server, its SLURM job ends."""
 
 from __future__ import annotations
 
@@ -39,7 +39,9 @@ c.SlicerCloudSlurmSpawner.node_addresses = {{{node!r}: "127.0.0.1"}}
 c.SlicerCloudSlurmSpawner.max_cores = 2
 c.SlicerCloudSlurmSpawner.max_memory_gib = 4
 c.Spawner.environment = {{"SLICER_CLOUD_SPARE_SESSIONS": "0", "JUPYTER_CONFIG_DIR": {config_dir!r}}}
+c.JupyterHub.last_activity_interval = 5  # the proxy's record of the user's requests reaches the culler soon
 """
+IDLE_TIMEOUT_S = 60
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +60,8 @@ def hub(tmp_path_factory, slurm: Slurm):
                                     node=socket.gethostname(), config_dir=str(base / "jupyter-config")))
     port = free_port()
     service = start_service(["hub", "--port", str(port), "--config", str(config), "--state", str(base / "state")],
-                            cwd=base, log_path=base / "hub.log", env=slurm.env, timeout=300)
+                            cwd=base, log_path=base / "hub.log", timeout=300,
+                            env={**slurm.env, "SLICER_CLOUD_HUB_IDLE_TIMEOUT_S": str(IDLE_TIMEOUT_S), "SLICER_CLOUD_HUB_CULL_EVERY_S": "5"})
     try:
         yield f"http://127.0.0.1:{port}/", service, users
     finally:
@@ -136,9 +139,10 @@ def test_a_users_server_runs_as_a_slurm_job_and_serves_the_viewer(hub, slurm: Sl
     anonymous = requests.get(f"{root}user/{USER}/slicer/files", allow_redirects=False, timeout=60)
     assert anonymous.status_code in (302, 401, 403) and "ct.nrrd" not in anonymous.text
 
-    stopped = session.delete(f"{root}hub/api/users/{USER}/server", headers={"X-XSRFToken": hub_xsrf(session)}, timeout=120)
-    assert stopped.status_code in (202, 204), stopped.text
-    deadline = time.monotonic() + WAIT_S
+    # Left alone, the server is culled as idle, and its SLURM job ends with it.
+    deadline = time.monotonic() + IDLE_TIMEOUT_S + WAIT_S
     while time.monotonic() < deadline and any(j["id"] == job_id for j in slurm.jobs()):
-        time.sleep(1)
-    assert not any(j["id"] == job_id for j in slurm.jobs())  # stopping the server cancelled the job
+        time.sleep(2)
+    assert not any(j["id"] == job_id for j in slurm.jobs()), service.log()[-3000:]
+    assert f"Culling server {USER}" in service.log()  # the idle culler stopped it, nothing else did
+    assert requests.get(f"{root}user/{USER}/slicer/files", cookies=session.cookies, allow_redirects=False, timeout=60).status_code != 200
