@@ -197,7 +197,7 @@ def sample(
 # --- headless compute API and batch runs (issue #3) -----------------------------------------
 EngineOpt = Annotated[str, typer.Option("--engine", help="Where jobs run: local (a pool of processes), dask, or slurm (Dask workers as SLURM jobs, settings SLICER_CLOUD_SLURM_*).")]
 SchedulerOpt = Annotated[
-    Optional[str], typer.Option("--scheduler", help="Dask scheduler address (tcp://host:8786). Omitted: a LocalCluster.")
+    Optional[str], typer.Option("--scheduler", help="Dask scheduler address (tls://host:8786 with the SLICER_CLOUD_DASK_TLS_* files). Omitted: a LocalCluster with TLS made for this run.")
 ]
 WorkersOpt = Annotated[Optional[int], typer.Option("--workers", min=1, help="Jobs at once (local), LocalCluster workers (dask) or most SLURM worker jobs (slurm). Default: cores.")]
 ModulesPathOpt = Annotated[
