@@ -8,8 +8,10 @@ not measured, and that is a failure, not a silent skip; ``SLICER_CLOUD_FORUM_ARC
 these tests explicitly on a machine known not to have it.
 
 The "tune" split was used while writing the rules; the "heldout" split was labelled at the same
-time, before the rules, and is only measured. The floors below are set under what the held-out
-split measures (docs/survey.md gives the figures), so a change that loses accuracy fails here.
+time, before the rules, and is only measured; the "archive" split was drawn afterwards among the
+topics the classifier calls remote (10 per approach) and gives the precision of the survey's
+counts over the whole forum. The floors below are set under what these splits measure
+(docs/survey.md gives the figures), so a change that loses accuracy fails here.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ def test_devset_is_large_varied_and_split():
     labels = Counter(item.label for item in devset)
     assert all(labels[approach] >= 10 for approach in APPROACHES), labels
     splits = Counter(item.split for item in devset)
-    assert set(splits) == {"tune", "heldout"} and splits["heldout"] >= 0.3 * len(devset)
+    assert set(splits) == {"tune", "heldout", "archive"} and splits["heldout"] >= 100 and splits["archive"] >= 30
     lookalikes = [item for item in devset if item.label == "not_remote" and "look-alike" in item.reason]
     assert len(lookalikes) >= 15  # "remote module", "server", "notebook", "point cloud", "web browser"...
     assert all(item.reason and len(item.reason) < 140 for item in devset)
@@ -89,7 +91,15 @@ def test_heldout_precision_and_recall(labelled_topics):
     assert result.classes["not_remote"].precision >= 0.95
 
 
+def test_precision_of_the_counts_over_the_whole_forum(labelled_topics):
+    result = _measured(labelled_topics, "archive")
+    assert result.total >= 30
+    assert result.remote.precision >= 0.55  # of the topics called remote, how many are
+    for approach in APPROACHES:
+        assert result.classes[approach].precision >= 0.25, (approach, result.classes[approach])
+
+
 def test_tune_split_for_comparison(labelled_topics):
     result = _measured(labelled_topics, "tune")
-    assert result.accuracy >= 0.85
+    assert result.accuracy >= 0.8
     assert result.remote.recall >= 0.85

@@ -86,3 +86,23 @@ def test_title_signal_picks_topics_worth_fetching():
     assert classifier.title_signal("Slicer kernel in JupyterHub")
     assert not classifier.title_signal("ITK remote module missing")
     assert not classifier.title_signal("How do I smooth a segmentation?")
+
+
+def test_the_askers_words_must_point_to_the_approach():
+    classifier = Classifier()
+    answers_only = classifier.classify(Topic.from_json(topic(3, "Which graphics card should I buy?", [
+        post(1, "asker", "<p>Volume rendering is slow on my laptop. Which GPU helps?</p>"),
+        post(2, "a", "<p>Or use a remote desktop to a workstation: VNC with VirtualGL, or NoMachine.</p>"),
+        post(3, "b", "<p>TeamViewer and AnyDesk work too, and X2Go.</p>"),
+        post(4, "c", "<p>RDP is fine on recent drivers; VNC as well.</p>"),
+    ])))
+    assert answers_only.scores["remote_desktop"] >= classifier.threshold
+    assert answers_only.approach == "not_remote"
+    assert answers_only.ignored[0].startswith("only answers speak of remote_desktop")
+    follow_up = classifier.classify(Topic.from_json(topic(4, "Slicer window is blank", [
+        post(1, "asker", "<p>The window stays white after the splash screen.</p>"),
+        post(2, "a", "<p>Which graphics card do you have?</p>"),
+        post(3, "asker", "<p>I only see it when I connect through Remote Desktop from home, and over VNC too.</p>"),
+    ])))
+    assert follow_up.approach == "remote_desktop"  # the asker's own follow-up counts as the question
+    assert "question: 'Remote Desktop'" in follow_up.explain()

@@ -34,6 +34,9 @@ TITLE_WEIGHT = 2.0
 QUESTION_WEIGHT = 1.0
 ANSWER_WEIGHT = 0.35
 MAX_ANSWERS_COUNTED = 3
+# The asker's own words (title and question) must point to the approach: a topic where only the
+# answers suggest VNC or Docker is about something else.
+ASKER_MINIMUM = 1.0
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,8 @@ LOOKALIKES: tuple[tuple[str, re.Pattern[str], tuple[str, ...]], ...] = tuple(
         ("notebook computer", "notebook", r"\b(?:my|a|the) notebook (?:computer|pc|laptop)\b|\bgaming notebook\b"),
         ("project week / meeting notice", "meeting,project week,hangout", r"\bproject week\b[^.\n]{0,80}\b(?:meeting|prep|preparation)\b|\bpreparation meeting\b|\bweekly (?:meeting|hangout)\b"),
         ("web page / website", "web", r"\bweb ?(?:page|site)s?\b|\bwebsite\b|\bweb links?\b|\bweblinks?\b"),
+        ("cloud data store", "health,storage,bucket", r"\b(?:aws )?health ?(?:imaging|lake)\b|\bgoogle (?:cloud )?healthcare(?: api)?\b|\bcloud storage\b|\b(?:s3|gcs) buckets?\b|\bbuckets?\b"),
+        ("building Slicer in Docker", "build,dockcross", r"\bdocker ?build\w*|\bbuild(?:ing)? environments?\b|\bdockcross\b|\bbuildenv\S*"),
         ("Slicer's own browsers", "browser", r"\b(?:sequence|dicom|subject hierarchy|module|data|file|extensions?|slicer) browser\b"),
     )
 )
@@ -90,12 +95,13 @@ RULES: tuple[Rule, ...] = (
           r"\bx2go\b|\bnomachine\b|\bteamviewer\b|\banydesk\b|\bcitrix\b|\bnice ?dcv\b|\bhorizon view\b|\bparsec\b|\bworkspaces\b(?=[^.\n]{0,40}\b(?:aws|amazon)\b)|\baws workspaces?\b|\bamazon workspaces?\b|\bchrome remote\b"),
     _rule("remote_desktop", "VirtualGL", 3.0, "virtual,vgl", r"\bvirtual ?gl\b|\bvglrun\b|\bvglconnect\b"),
     _rule("remote_desktop", "X11 forwarding", 3.0, "forward,ssh,xquartz,mobaxterm,xming,vcxsrv,remote x,x11,remote display",
-          r"\bx11[- ]forward\w*|\bx[- ]forward\w*|\bssh -[xy]\b|\bssh -[a-z]*[xy][a-z]*\b|\bxquartz\b|\bmobaxterm\b|\bxming\b|\bvcxsrv\b|\bremote x\b|\bx11 (?:session|display)\b|\bremote display\b"),
+          r"\bx11[- ]forward\w*|\bx[- ]forward\w*|\bssh -[xy]\b|\bssh\b[^.\n]{0,30}\B-[xy] option\b|\bssh -[a-z]*[xy][a-z]*\b|\bxquartz\b|\bmobaxterm\b|\bxming\b|\bvcxsrv\b|\bremote x\b|\bx11 (?:session|display)\b|\bremote display\b"),
     _rule("remote_desktop", "remote session", 2.0, "remote", r"\bremote (?:session|login|access|connection)\b|\bremotely (?:access|connect|log|view)\w*"),
     _rule("remote_desktop", "virtual desktop / cloud workstation", 2.0, "virtual,cloud,browser",
           r"\bvirtual (?:desktop|workstation)s?\b|\bcloud (?:desktop|workstation)s?\b|\b(?:desktop|gui) (?:in|via|through|from) (?:a |the )?(?:web )?browser\b"),
-    _rule("remote_desktop", "GUI of a remote machine", 1.5, "gui,graphical,display,screen",
-          r"\b(?:gui|graphical (?:interface|desktop)|display|screen)\b[^.\n]{0,60}\b(?:remote|server|cloud|vm|virtual machine|ec2|instance)\b"),
+    _rule("remote_desktop", "GUI of a remote machine", 1.5, "gui,graphical,display,screen,render,thin client",
+          r"\b(?:gui|graphical (?:interface|desktop)|display|screen)\b[^.\n]{0,60}\b(?:remote|server|cloud|vm|virtual machine|ec2|instance)\b"
+          r"|\brender(?:ing)? server\b|\bthin clients?\b"),
     _rule("remote_desktop", "remote desktop recipe link", 2.0, "docker,demand,idc", r"\bslicer ?dockers?\b|\bdocker ?slicer\b|\bslicer ?on ?demand\b|\bidc desktops?\b"),
     # --- headless compute node: no display, processing on a server, cluster or container ----------
     _rule("headless_compute_node", "virtual X server", 3.0, "xvfb,xdummy,dummy,virtual,fake",
@@ -109,21 +115,23 @@ RULES: tuple[Rule, ...] = (
     _rule("headless_compute_node", "server processing", 1.5, "server,workstation,vm,virtual machine,instance,remote,apache,flask,fastapi",
           r"\b(?:on|to|in) (?:a|the|our|my) (?:remote |linux |ubuntu |web |shared |headless |powerful |gpu |compute )*(?:server|workstation|vm|virtual machine|instance)\b|\bremote (?:server|machine|computer|host|node)s?\b|\bapache\w*\b|\bflask\b|\bfastapi\b"),
     _rule("headless_compute_node", "cloud", 1.5, "aws,ec2,amazon,azure,gcp,google cloud,cloud,sagemaker", r"\b(?:aws|ec2|amazon web services|azure|gcp|google cloud|cloud (?:computing|instance|server|vm|provider|platform)|sagemaker)\b"),
-    _rule("headless_compute_node", "X server missing", 1.5, "connect,display,protocol,platform plugin",
+    _rule("headless_compute_node", "X server missing", 1.0, "connect,display,protocol,platform plugin",
           r"cannot connect to x server|could not connect to (?:any )?(?:x )?display|can't open display|couldn't open display|cannot open display|no protocol specified|qt platform plugin|\$display\b|\bdisplay (?:variable|environment)\b"),
     _rule("headless_compute_node", "batch without GUI", 0.5, "main-window,without", r"--no-main-window|\bno-main-window\b|\bwithout (?:the |a )?(?:gui|main window)\b"),
     _rule("headless_compute_node", "command-line processing", 0.3, "--python,batch,pythonslicer", r"--python-script|--python-code|\bbatch (?:mode|process\w*)\b|\bpythonslicer\b"),
     _rule("headless_compute_node", "REST control of Slicer", 1.0, "server,exec,rest api,slicerio", r"\bweb ?server module\b|\bslicer/exec\b|\brest api\b|\bslicerio\b"),
     # --- Jupyter kernel: Slicer driven from notebooks, locally, on a hub or on Binder -------------
-    _rule("jupyter_kernel", "Jupyter", 3.5, "jupyter,ipykernel,ipython", r"\bjupyter\w*|\bipykernel\b|\bipython kernel\b"),
+    _rule("jupyter_kernel", "Jupyter", 2.5, "jupyter,ipykernel,ipython", r"\bjupyter\w*|\bipykernel\b|\bipython kernel\b"),
     _rule("jupyter_kernel", "Slicer kernel / SlicerJupyter", 3.0, "jupyter,kernel,slicernb,notebook", r"\bslicer ?jupyter\b|\bslicer kernel\b|\bslicernb\b|\bslicernotebooks?\b|\bslicer notebooks?\b"),
     _rule("jupyter_kernel", "Binder / Voila", 3.0, "binder,voila,appmode", r"\bmy ?binder\b|\bbinder\b|\bvoila\b|\bappmode\b"),
     _rule("jupyter_kernel", "Colab", 1.5, "colab", r"\bgoogle colab\w*|\bcolab\b"),
     _rule("jupyter_kernel", "notebook", 1.0, "notebook", r"\bnotebooks?\b"),
+    _rule("jupyter_kernel", "Slicer in a notebook", 1.5, "jupyter,notebook",
+          r"\bslicer\b[^.\n]{0,50}\b(?:jupyter\w*|notebooks?)\b|\b(?:jupyter\w*|notebooks?)\b[^.\n]{0,50}\bslicer\b"),
     _rule("jupyter_kernel", "notebook widgets", 1.0, "ipywidget,ipyevents,ipycanvas,viewinteractivewidget,kernel", r"\bipywidgets?\b|\bipyevents\b|\bipycanvas\b|\bviewinteractivewidget\b|\bkernel_info\b|\bkernel (?:died|dies|dying|restart\w*)\b"),
     # --- pure web: Slicer's functions in a web page ------------------------------------------------
     _rule("pure_web", "trame", 3.0, "trame", r"\btrame\w*|\bslicer ?trame\b"),
-    _rule("pure_web", "vtk.js / WebAssembly / WebGL", 3.5, "vtk,assembly,wasm,webgl,emscripten,glance,three.js,niivue", r"\bvtk\.?js\b|\bvtkjs\b|\bweb ?assembly\b|\bwasm\b|\bwebgl\b|\bemscripten\b|\bparaview glance\b|\bthree\.js\b|\bniivue\b"),
+    _rule("pure_web", "vtk.js / WebAssembly / WebGL", 2.5, "vtk,assembly,wasm,webgl,emscripten,glance,three.js,niivue", r"\bvtk\.?js\b|\bvtkjs\b|\bweb ?assembly\b|\bwasm\b|\bwebgl\b|\bemscripten\b|\bparaview glance\b|\bthree\.js\b|\bniivue\b"),
     _rule("pure_web", "web application", 2.5, "web,browser",
           r"\bweb[- ]?(?:app|apps|application|applications|viewer|viewers|version|interface|ui|client|frontend|front-end|platform|service|portal)\b|\bweb[- ]based\b|\bbrowser[- ]based\b|\bin (?:a|the|any|your|my) (?:web )?browsers?\b|\bslicer (?:in|on) the web\b|\bto the web\b"),
     _rule("pure_web", "web browser", 1.0, "browser", r"\bweb ?browsers?\b|\bbrowsers?\b"),
@@ -205,8 +213,11 @@ class Classifier:
     def classify(self, topic: Topic) -> Classification:
         ignored: list[str] = []
         title = _neutralise(topic.title, ignored)
-        question = _neutralise(topic.question.text, ignored) if topic.question else ""
-        answers = [_neutralise(post.text, ignored) for post in topic.answers]
+        # The asker's follow-ups ("I connect through Remote Desktop") are the asker's words too.
+        asker = topic.question.username if topic.question else None
+        own = [post.text for post in topic.answers if asker and post.username == asker]
+        question = _neutralise("\n".join([topic.question.text, *own]), ignored) if topic.question else ""
+        answers = [_neutralise(post.text, ignored) for post in topic.answers if not (asker and post.username == asker)]
         scores = {approach: 0.0 for approach in APPROACHES}
         evidence: list[Evidence] = []
         parts = [
@@ -248,13 +259,20 @@ class Classifier:
 
     def _decide(self, topic_id: int, scores: dict[str, float], evidence: list[Evidence], ignored: list[str]) -> Classification:
         ranked = sorted(scores.items(), key=lambda item: -item[1])
-        (best, best_score), (_, second_score) = ranked[0], ranked[1]
-        if best_score >= self.threshold:
+        asked = {a: sum(e.points for e in evidence if e.approach == a and e.where in ("title", "question")) for a in scores}
+        supported = [(a, score) for a, score in ranked if asked[a] >= ASKER_MINIMUM]
+        if ranked[0][1] >= self.threshold and (not supported or supported[0][1] < self.threshold):
+            best = ranked[0][0]
+            ignored.insert(0, f"only answers speak of {best} (the asker's words score {asked[best]:.2f} < {ASKER_MINIMUM})")
+        if supported and supported[0][1] >= self.threshold:
+            best, best_score = supported[0]
+            second_score = max((score for a, score in ranked if a != best), default=0.0)
             strength = 1 - math.exp(-best_score / self.threshold)
             margin = best_score / (best_score + second_score)
             confidence = round(min(0.99, strength * margin + 0.15), 2)
             return Classification(topic_id, best, confidence, scores, evidence, ignored)
-        confidence = round(max(0.5, 1 - 0.5 * best_score / self.threshold), 2)
+        top = supported[0][1] if supported else 0.0
+        confidence = round(max(0.5, 1 - 0.5 * top / self.threshold), 2)
         return Classification(topic_id, NOT_REMOTE, confidence, scores, evidence, ignored)
 
 

@@ -188,9 +188,10 @@ def render_html(survey: Survey, figures: dict[str, str], *, docs_base: str | Non
         "<h2>Method</h2>",
         "<p>Each topic's title, question and answers are read by weighted phrase rules (and links), after "
         "look-alikes such as <i>ITK remote module</i>, <i>PLUS server</i> or <i>point cloud</i> are set aside; the "
-        "approach with the highest score wins when it is high enough. The evidence column of "
-        "<code>topics.csv</code> lists the phrases and links that decided each topic. Measured precision and "
-        f"recall per class: {_docs_link('survey.md', docs_base)}.</p>",
+        "approach with the highest score wins when it is high enough and the asker's own words point to it. The "
+        "evidence column of <code>topics.csv</code> lists the phrases and links that decided each topic. The counts "
+        "lean to recall: nearly every remote-use topic is found, and some that are not get counted. Measured "
+        f"precision and recall per class: {_docs_link('survey.md', docs_base)}.</p>",
     ]
     if survey.skipped:
         parts.append(f"<p class='muted'>{len(survey.skipped)} input records skipped; first: {_e(survey.skipped[0])}</p>")
