@@ -81,6 +81,8 @@ def make_session(server: DicomwebServer, settings: DicomwebSettings) -> requests
     """A requests session with this server's credentials and the reply limit."""
     session = requests.Session()
     session.trust_env = False  # no proxies or netrc credentials picked up from the environment
+    if server.ca_file is not None:
+        session.verify = str(server.ca_file)
     adapter = _Adapter(pool_connections=2, pool_maxsize=settings.dicomweb_workers + 2, max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)

@@ -40,6 +40,7 @@ class DicomwebServer(BaseModel):
     password_file: Path | None = None
     token: SecretStr | None = None
     token_file: Path | None = Field(default=None, description="A file holding the bearer token (re-read on every connection, so it can be rotated).")
+    ca_file: Path | None = Field(default=None, description="CA certificates (PEM) to trust for an https:// URL signed by a private CA.")
 
     @field_validator("name")
     @classmethod

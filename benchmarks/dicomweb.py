@@ -1,0 +1,174 @@
+"""DICOMweb: a 512x512x300 CT series in a real Orthanc on loopback, against the same series read
+from the data folder.
+
+Measures what the viewer's PACS panel does (the same library calls, without rendering): search to
+the study and series lists, open to the first slice (metadata, checks, the middle slice decoded),
+open to the full volume (every slice, fetched in parallel), uncompressed and JPEG-LS lossless;
+reading the same files from a folder with the project's DICOM reader; storing a DICOM SEG.
+Writes its section of docs/benchmarks.md. Run: ``python -m benchmarks.dicomweb``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.report import machine_line, markdown_table, write_section
+
+SHAPE = (512, 512, 300)
+
+
+def _median(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-write", action="store_true", help="print the table only")
+    args = parser.parse_args()
+
+    import pydicom
+    from pydicom.uid import JPEGLSLossless
+
+    from slicer_cloud.core import dicom
+    from slicer_cloud.core.phantom import make_phantom, write_dicom_series
+    from slicer_cloud.dicomweb import retrieve, search
+    from slicer_cloud.dicomweb import seg as segmod
+    from slicer_cloud.dicomweb.connection import Connection
+    from slicer_cloud.dicomweb.reference import SeriesRef
+    from slicer_cloud.dicomweb.settings import DicomwebSettings
+    from tests.dicomweb.orthanc import start_orthanc
+
+    with tempfile.TemporaryDirectory(prefix="bench-dicomweb-") as tmp:
+        tmp_path = Path(tmp)
+        t0 = time.perf_counter()
+        phantom = make_phantom(SHAPE, spacing=(0.7, 0.7, 1.0), noise_hu=8.0)
+        folder = tmp_path / "data" / "ct"
+        files = write_dicom_series(folder, phantom, description="Bench CT 512")
+        print(f"series written: {len(files)} files in {time.perf_counter() - t0:.1f} s", flush=True)
+        orthanc = start_orthanc(tmp_path / "orthanc")
+        try:
+            settings = DicomwebSettings(dicomweb_servers=[orthanc.server("bench")], dicomweb_timeout_s=120)
+            conn = Connection(settings.server("bench"), settings)
+            plain = [pydicom.dcmread(f) for f in files]
+            study = str(plain[0].StudyInstanceUID)
+            for start in range(0, len(plain), 25):
+                conn.client.store_instances(plain[start:start + 25])
+            compressed_uid = pydicom.uid.generate_uid()
+            t0 = time.perf_counter()
+            for ds in plain:
+                ds.SeriesInstanceUID = compressed_uid
+                ds.SOPInstanceUID = pydicom.uid.generate_uid()
+                ds.SeriesDescription = "Bench CT 512 JPEG-LS"
+                ds.compress(JPEGLSLossless)
+            print(f"compressed in {time.perf_counter() - t0:.1f} s", flush=True)
+            for start in range(0, len(plain), 25):
+                conn.client.store_instances(plain[start:start + 25])
+            del plain
+            ref_plain = SeriesRef("bench", study, str(pydicom.dcmread(files[0], stop_before_pixels=True).SeriesInstanceUID))
+            ref_jpegls = SeriesRef("bench", study, compressed_uid)
+
+            rows = []
+
+            def search_to_list():
+                studies = search.search_studies(conn, patient="phantom")
+                assert any(s["study"] == study for s in studies)
+                assert len(search.search_series(conn, study)) == 2
+
+            rows.append(["search studies + list the study's series (QIDO-RS)", f"{_median(search_to_list, args.repeats):.3f}", ""])
+
+            def first_slice(ref, workers=None):
+                local = settings if workers is None else settings.model_copy(update={"dicomweb_workers": workers})
+                c = Connection(local.server("bench"), local)
+                remote = retrieve.describe(c, ref)
+                volume = np.zeros(remote.shape, remote.dtype)
+                done = threading.Event()
+                cancel = threading.Event()
+
+                def on_slice(_k):
+                    done.set()
+                    cancel.set()  # stop after the first slice: only its time is measured
+
+                try:
+                    retrieve.fetch_slices(c, remote, volume, on_slice=on_slice, cancel=cancel)
+                except Exception:  # noqa: BLE001 - the cancellation raises by design
+                    pass
+                assert done.is_set()
+
+            def full(ref, workers=None):
+                local = settings if workers is None else settings.model_copy(update={"dicomweb_workers": workers})
+                c = Connection(local.server("bench"), local)
+                volume, _info, _remote = retrieve.read_volume(c, ref)
+                assert np.array_equal(volume[150], phantom.array[150])
+
+            for name, ref in (("uncompressed", ref_plain), ("JPEG-LS lossless", ref_jpegls)):
+                rows.append([f"PACS, {name}: open to first slice (metadata, checks, middle slice)",
+                             f"{_median(lambda: first_slice(ref), args.repeats):.3f}", f"{settings.dicomweb_workers} parallel requests"])
+                rows.append([f"PACS, {name}: open to full volume",
+                             f"{_median(lambda: full(ref), args.repeats):.3f}", f"{settings.dicomweb_workers} parallel requests"])
+            rows.append(["PACS, uncompressed: open to full volume, one request at a time",
+                         f"{_median(lambda: full(ref_plain, workers=1), args.repeats):.3f}", "1 request at a time"])
+
+            def folder_first():
+                [series] = dicom.find_series(folder)
+                pydicom.dcmread(series.files[len(series.files) // 2]).pixel_array
+
+            def folder_full():
+                [series] = dicom.find_series(folder)
+                array, _info = dicom.read_series(series)
+                assert np.array_equal(array[150], phantom.array[150])
+
+            rows.append(["data folder: scan headers + middle slice", f"{_median(folder_first, args.repeats):.3f}", "same files, local disk"])
+            rows.append(["data folder: full volume (project's DICOM reader)", f"{_median(folder_full, args.repeats):.3f}", "same files, local disk"])
+
+            remote = retrieve.describe(conn, ref_plain)
+            labels = np.zeros(remote.shape, np.uint8)
+            zz, yy, xx = np.ogrid[:SHAPE[2], :SHAPE[1], :SHAPE[0]]
+            labels[(zz - 150) ** 2 + (yy - 256) ** 2 + (xx - 300) ** 2 <= 60**2] = 1
+            labels[(zz - 100) ** 2 + (yy - 200) ** 2 + (xx - 200) ** 2 <= 30**2] = 2
+            segments = [segmod.Segment(1, "Liver", (0.8, 0.3, 0.2)), segmod.Segment(2, "Lesion", (0.2, 0.8, 0.2))]
+
+            def seg_save():
+                seg = segmod.build_seg(labels, remote, segments)
+                segmod.store_seg(conn, seg, ref_plain)
+
+            rows.append(["DICOM SEG save: 2 segments on 121 slices, build (highdicom) + STOW-RS",
+                         f"{_median(seg_save, args.repeats):.3f}", "binary encoding"])
+        finally:
+            orthanc.stop()
+
+    load = os.getloadavg()
+    table = markdown_table(["measured (median of %d)" % args.repeats, "seconds", "note"], rows)
+    body = f"""## DICOMweb (`python -m benchmarks.dicomweb`)
+
+{machine_line()} Load average during the run: {load[0]:.1f}.
+
+A {SHAPE[0]}x{SHAPE[1]}x{SHAPE[2]} CT series (the sample phantom with noise, 300 single-frame
+instances, 150 MiB of pixels) in Orthanc 1.10 with its DICOMweb plugin (Debian packages) on loopback,
+HTTP basic authentication on; the same instances stored again as JPEG-LS lossless (decoded here
+with pylibjpeg). The PACS rows time the library calls the viewer's PACS panel makes (the viewer
+then shows the first slice while the rest arrives); the data folder rows read the same files
+with the project's DICOM reader.
+
+{table}
+"""
+    print(body)
+    if not args.no_write:
+        write_section("dicomweb", body)
+
+
+if __name__ == "__main__":
+    main()
