@@ -32,13 +32,13 @@ def conn(dw_settings):
 
 @pytest.fixture(scope="session")
 def stored(conn):
-    """The sample stored with STOW-RS twice: uncompressed and as JPEG-LS lossless.
+    """The sample stored with STOW-RS: uncompressed, JPEG-LS lossless, RLE and JPEG 2000 lossless.
 
-    Returns {"plain": (phantom, datasets), "jpegls": (phantom, datasets)}."""
-    from pydicom.uid import JPEGLSLossless
+    Returns {"plain": (phantom, datasets), "jpegls": ..., "rle": ..., "j2k": ...}."""
+    from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, RLELossless
 
     result = {}
-    for key, syntax in (("plain", None), ("jpegls", JPEGLSLossless)):
+    for key, syntax in (("plain", None), ("jpegls", JPEGLSLossless), ("rle", RLELossless), ("j2k", JPEG2000Lossless)):
         phantom, datasets = phantom_datasets(description=f"Phantom {key}", syntax=syntax)
         conn.client.store_instances(datasets)
         result[key] = (phantom, datasets)

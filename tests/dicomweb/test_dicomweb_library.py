@@ -74,14 +74,17 @@ def test_search_lists_stored_studies_and_series(conn, stored):
     ]
 
 
-@pytest.mark.parametrize("key", ["plain", "jpegls"])
+SYNTAXES = {"jpegls": "1.2.840.10008.1.2.4.80", "rle": "1.2.840.10008.1.2.5", "j2k": "1.2.840.10008.1.2.4.90"}
+
+
+@pytest.mark.parametrize("key", ["plain", "jpegls", "rle", "j2k"])
 def test_retrieve_matches_the_stored_volume(conn, stored, key):
     phantom, datasets = stored[key]
     ref = ref_of(datasets)
-    if key == "jpegls":  # the server keeps and sends the compressed transfer syntax; we decode it
+    if key in SYNTAXES:  # the server keeps and sends the compressed transfer syntax; we decode it
         sop = str(datasets[0].SOPInstanceUID)
         sent = retrieve.retrieve_instance(conn, ref, sop)
-        assert sent.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.80"
+        assert sent.file_meta.TransferSyntaxUID == SYNTAXES[key]
     remote = retrieve.describe(conn, ref)
     assert remote.shape == phantom.array.shape
     assert remote.info().spacing == pytest.approx(phantom.spacing)
