@@ -74,7 +74,16 @@ class _Adapter(HTTPAdapter):
             for escaped, char in (("%2A", "*"), ("%2a", "*"), ("%3F", "?"), ("%3f", "?"), ("+", "%20")):
                 query = query.replace(escaped, char)
             request.url = f"{path}?{query}"
-        return super().send(request, *args, **kwargs)
+        try:
+            return super().send(request, *args, **kwargs)
+        except requests.exceptions.ConnectionError as error:
+            # A kept-alive connection the server closed while idle fails on reuse ("Connection
+            # aborted", "RemoteDisconnected"): a GET is safe to send once more on a new one.
+            text = str(error)
+            if request.method != "GET" or not ("aborted" in text or "RemoteDisconnected" in text or "reset by peer" in text):
+                raise
+            log.info("GET %s failed on a reused connection (%s); sending it again", request.path_url.split("?")[0], text[:120])
+            return super().send(request, *args, **kwargs)
 
 
 def make_session(server: DicomwebServer, settings: DicomwebSettings) -> requests.Session:
