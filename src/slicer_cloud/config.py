@@ -74,6 +74,11 @@ class ViewerSettings(ServiceSettings):
         gt=0,
         description="Largest websocket message a browser may send to its session; a larger one closes the socket (1009).",
     )
+    upload_staging_max_age_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="An upload staged this long and never opened (its tab closed) is removed; swept at start and periodically.",
+    )
     busy_retry_after_s: int = Field(
         default=10, gt=0, description="When every session is in use, the busy page tries again after this long."
     )

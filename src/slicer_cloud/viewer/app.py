@@ -46,6 +46,7 @@ from slicer_cloud.viewer.interaction import lighten_drags
 from slicer_cloud.viewer.layouts import DEFAULT_LAYOUT, LAYOUT_ICONS, LAYOUT_TITLES, view_layouts
 from slicer_cloud.viewer.listing import list_data_files
 from slicer_cloud.viewer.pacs import PacsPanel
+from slicer_cloud.viewer.staging import discard_staged, resolve_staged
 
 log = logging.getLogger("slicer_cloud.viewer")
 
@@ -69,6 +70,8 @@ class ViewerApp(TrameApp):
         self.gateway_base = gateway_base
         self.volume: LoadedVolume | None = None
         self.volume_label = ""
+        #: the DICOM folder whose series the page lists: (folder, label, series uids)
+        self._series_choice: tuple[Path, str, set[str]] | None = None
 
         self.server.enable_module(trame_slicer_module)
         self.server.enable_module(
@@ -117,7 +120,6 @@ class ViewerApp(TrameApp):
         s.sc_wl_presets = [{"value": k, "title": WINDOW_PRESET_TITLES[k]} for k in [*WINDOW_PRESETS, "auto"]]
         s.sc_vr_on = False
         s.sc_series = []
-        s.sc_series_folder = ""
         s.sc_saved_path = ""
         s.sc_saved_url = ""
         s.sc_panel = "data"
@@ -185,8 +187,10 @@ class ViewerApp(TrameApp):
             if not series:
                 raise SlicerCloudError(f"{label} holds no DICOM image series.")
             if len(series) > 1:
+                # kept here, not in the page's state: a browser can write state, and this folder
+                # may be one the operator named outside the data folder
+                self._series_choice = (path, label, {s.uid for s in series})
                 with self.state:
-                    self.state.sc_series_folder = str(path)
                     self.state.sc_series = [
                         {
                             "uid": s.uid,
@@ -289,14 +293,19 @@ class ViewerApp(TrameApp):
         self.notify(f"Upload of {name} failed: {reason}", "error")
 
     async def open_upload(self, staged: str, name: str) -> None:
-        """Check a staged upload, move it into the data folder and open it; a bad file is removed."""
+        """Check a staged upload, move it into the data folder and open it; a bad file is removed.
+        ``staged`` comes from the browser: only a staged file is ever touched (see staging)."""
         try:
-            staged_path = self.data_root.resolve(staged)
-            if ".uploads" not in Path(staged).parts:
-                raise SlicerCloudError("Only staged uploads can be opened this way.", status=403)
+            staged_path = resolve_staged(self.data_root, staged)
+        except SlicerCloudError as error:
+            with self.state:
+                self.state.sc_busy = ""
+            self.notify(f"{name} was not stored: {error.message}", "error")
+            return
+        try:
             images.inspect_image(staged_path, self.limits)
         except SlicerCloudError as error:
-            _remove_staged(self.data_root, staged)
+            discard_staged(staged_path)
             with self.state:
                 self.state.sc_busy = ""
             self.notify(f"{name} was not stored: {error.message}", "error")
@@ -305,7 +314,7 @@ class ViewerApp(TrameApp):
         target_dir.mkdir(exist_ok=True)
         target = _free_name(target_dir, Path(name).name)
         shutil.move(str(staged_path), str(target))
-        _remove_staged(self.data_root, staged)
+        discard_staged(staged_path)
         self.refresh_files()
         relative = self.data_root.relative(target)
         if await self.open_async(target, label=relative):
@@ -595,8 +604,11 @@ class ViewerApp(TrameApp):
                 )
 
     async def _open_series(self, uid: str) -> None:
-        folder = Path(self.state.sc_series_folder)
-        await self.open_async(folder, label=self.data_root.relative(folder), series_uid=uid)
+        if self._series_choice is None or uid not in self._series_choice[2]:
+            self.notify("Pick one of the series listed.", "error")
+            return
+        folder, label, _ = self._series_choice
+        await self.open_async(folder, label=label, series_uid=uid)
 
     def _segment_panel(self) -> None:
         # Undo/redo needs the editor built first; CSS order puts it above the editor.
@@ -625,15 +637,3 @@ def _free_name(folder: Path, name: str) -> Path:
         if not target.exists():
             return target
     raise SlicerCloudError("Too many files with that name in the uploads folder.", status=409)
-
-
-def _remove_staged(data_root: DataRoot, staged: str) -> None:
-    try:
-        path = data_root.resolve(staged, must_exist=False)
-    except SlicerCloudError:
-        return
-    if path.is_file():
-        path.unlink(missing_ok=True)
-    parent = path.parent
-    if parent.name != ".uploads" and ".uploads" in parent.parts:
-        shutil.rmtree(parent, ignore_errors=True)

@@ -19,7 +19,6 @@ import contextlib
 import html
 import logging
 import re
-import secrets
 from pathlib import PurePosixPath
 from urllib.parse import quote
 
@@ -30,6 +29,7 @@ from slicer_cloud.config import Limits, ViewerSettings
 from slicer_cloud.errors import SlicerCloudError
 from slicer_cloud.store import DataRoot, stream_to_file
 from slicer_cloud.viewer.sessions import OpenItem, OpenRequest, SessionManager
+from slicer_cloud.viewer.staging import new_staging_folder, sweep_stale
 from slicer_cloud.web.auth import apply_security_headers, public, token_middleware
 from slicer_cloud.web.disposition import content_disposition
 
@@ -40,6 +40,7 @@ SETTINGS = web.AppKey("settings", ViewerSettings)
 LIMITS = web.AppKey("limits", Limits)
 DATA_ROOT = web.AppKey("data_root", DataRoot)
 CLIENT = web.AppKey("client", aiohttp.ClientSession)
+SWEEPER = web.AppKey("sweeper", asyncio.Task)
 
 _HOP_BY_HOP = {
     "connection",
@@ -125,10 +126,24 @@ def build_app(
 
 async def _on_startup(app: web.Application) -> None:
     app[CLIENT] = aiohttp.ClientSession(auto_decompress=False, timeout=aiohttp.ClientTimeout(total=None, sock_connect=10))
+    app[SWEEPER] = asyncio.ensure_future(_sweep_staging(app))
     await app[MANAGER].start()
 
 
+async def _sweep_staging(app: web.Application) -> None:
+    """Uploads staged by tabs that closed before opening them: at start, then periodically."""
+    max_age = app[SETTINGS].upload_staging_max_age_s
+    interval = min(300.0, max(0.5, max_age / 4))
+    while True:
+        try:
+            await asyncio.to_thread(sweep_stale, app[DATA_ROOT], max_age)
+        except OSError as error:
+            log.warning("could not sweep upload staging: %s", error)
+        await asyncio.sleep(interval)
+
+
 async def _on_cleanup(app: web.Application) -> None:
+    app[SWEEPER].cancel()
     await app[MANAGER].close()
     await app[CLIENT].close()
 
@@ -180,7 +195,7 @@ async def upload(request: web.Request) -> web.Response:
         raise SlicerCloudError(
             f"The upload is larger than the limit of {limits.max_upload_bytes / 1024**2:.0f} MiB.", status=413
         )
-    staging = data_root.root / ".uploads" / secrets.token_hex(8)
+    staging = new_staging_folder(data_root)
     target = staging / name
 
     async def chunks():
