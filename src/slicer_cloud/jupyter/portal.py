@@ -20,14 +20,25 @@ from tornado import web
 
 from slicer_cloud import __version__
 from slicer_cloud.errors import SlicerCloudError
+from slicer_cloud.jupyter.docs_pages import DocsPage
+from slicer_cloud.jupyter.running import RunningList, RunningStop
 from slicer_cloud.jupyter.server_config import hide_announcements
 from slicer_cloud.store.paths import DataRoot
 
 #: files the portal offers (images and surface models); DICOM folders are registered from the API
 LISTED_SUFFIXES = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd", ".stl", ".obj", ".vtp", ".ply")
 MAX_LISTED = 2000
-_STATIC = {"portal.js": "text/javascript", "portal.css": "text/css", "logo.svg": "image/svg+xml",
-           "pacs.js": "text/javascript"}
+#: the page's files; each section of the page is a script of its own (see index.html)
+_STATIC = {
+    "common.js": "text/javascript",
+    "portal.js": "text/javascript",
+    "running.js": "text/javascript",
+    "pacs.js": "text/javascript",
+    "portal.css": "text/css",
+    "logo.svg": "image/svg+xml",
+}
+#: the launcher icons of the four ways to work (``icon-NAME.svg``), shared with JupyterLab's launcher
+_ICONS = ("viewer", "desktop", "notebook", "api")
 _PAGE_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"}
 
 
@@ -45,6 +56,8 @@ class PortalPage(JupyterHandler):
     def get(self) -> None:
         page = _read("index.html").decode()
         page = page.replace("{{base_url}}", json.dumps(self.base_url)[1:-1]).replace("{{version}}", __version__)
+        # Jupyter's XSRF check for the page's POSTs (stop a service); reading it sets the cookie
+        page = page.replace("{{xsrf}}", self.xsrf_token.decode())
         for key, value in _PAGE_HEADERS.items():
             self.set_header(key, value)
         self.set_header("Content-Type", "text/html; charset=utf-8")
@@ -54,12 +67,17 @@ class PortalPage(JupyterHandler):
 class PortalStatic(JupyterHandler):
     @web.authenticated
     def get(self, name: str) -> None:
-        if name not in _STATIC:
+        if name in _STATIC:
+            content_type, body = _STATIC[name], _read(name)
+        elif name.removeprefix("icon-").removesuffix(".svg") in _ICONS and name.startswith("icon-") and name.endswith(".svg"):
+            content_type = "image/svg+xml"
+            body = resources.files("slicer_cloud.jupyter").joinpath("icons", name.removeprefix("icon-")).read_bytes()
+        else:
             raise web.HTTPError(404)
-        self.set_header("Content-Type", _STATIC[name])
+        self.set_header("Content-Type", content_type)
         self.set_header("Cache-Control", "no-cache")
         self.set_header("X-Content-Type-Options", "nosniff")
-        self.finish(_read(name))
+        self.finish(body)
 
 
 class PortalFiles(APIHandler):
@@ -99,8 +117,11 @@ def setup_portal(serverapp: Any) -> None:
         [
             (url_path_join(base, "slicer"), web.RedirectHandler, {"url": url_path_join(base, "slicer/")}),
             (url_path_join(base, "slicer/"), PortalPage),
-            (url_path_join(base, r"slicer/static/([a-z.]+)"), PortalStatic),
+            (url_path_join(base, r"slicer/static/([a-z.-]+)"), PortalStatic),
             (url_path_join(base, "slicer/files"), PortalFiles, {"root": root}),
+            (url_path_join(base, r"slicer/docs/(img/)?([a-z0-9-]+)\.(?:md|png)"), DocsPage),
+            (url_path_join(base, "slicer/running"), RunningList),
+            (url_path_join(base, r"slicer/running/([a-z-]+)/stop"), RunningStop),
         ],
     )
     serverapp.log.info("slicer-cloud portal at %sslicer/ (data folder %s)", base, root)

@@ -1,50 +1,19 @@
-// The slicer-cloud portal. Everything comes from the compute API through Jupyter's proxy
-// (<base>slicer-api/), which adds the service's secret; this page only needs Jupyter's login.
+// The portal's data, process and jobs sections. Everything comes from the compute API through
+// Jupyter's proxy (<base>slicer-api/), which adds the service's secret; this page only needs
+// Jupyter's login.
 "use strict";
 
-const BASE = document.body.dataset.baseUrl;
-const API = BASE + "slicer-api/api/";
-const VIEWER = BASE + "slicer-viewer/";
+const { BASE, API, VIEWER, el, request, postJSON, setStatus } = window.SlicerPortal;
 const FILE_TYPES = ["image", "geometry", "table", "transform", "file"];
 const ACCEPTS = { image: ["volume", "segmentation"], geometry: ["model"], table: ["table"] };
+const ACTIVE = ["queued", "running"];
+const JOBS_POLL_MS = 1500;
 
 let items = [];
 let modules = [];
 let selectedItem = null;
 let jobEvents = null;
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (key === "text") node.textContent = value;
-    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else if (value !== undefined && value !== null && value !== false) node.setAttribute(key, value === true ? "" : value);
-  }
-  for (const child of children) node.append(child);
-  return node;
-}
-
-function setStatus(text, isError = false) {
-  const status = document.getElementById("status");
-  status.textContent = text;
-  status.classList.toggle("error", isError);
-}
-
-async function request(url, options = {}) {
-  const response = await fetch(url, { credentials: "same-origin", ...options });
-  if (!response.ok) {
-    let message = response.statusText;
-    try {
-      const body = await response.json();
-      message = body.detail || body.error || body.message || message;
-    } catch (_) { /* not JSON */ }
-    throw new Error(`${message} (HTTP ${response.status})`);
-  }
-  return response.status === 204 ? null : response.json();
-}
-
-const postJSON = (url, body) =>
-  request(url, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+let jobsTimer = null;
 
 function viewerLink(item) {
   return VIEWER + "?open=" + encodeURIComponent(item.path);
@@ -87,9 +56,27 @@ function describe(item) {
   return parts.join(" · ");
 }
 
+// A thumbnail is rendered by the API on first request (seconds for a large scan): until it
+// arrives the frame says so, and a failure says that too instead of staying black.
+function thumbnail(item) {
+  const frame = el("div", { class: "thumb loading", "aria-busy": "true" }, el("span", { class: "spinner", "aria-hidden": "true" }), el("span", { class: "thumb-text", text: "Rendering preview…" }));
+  const image = el("img", { src: `${API}items/${item.id}/slice.png?size=180`, alt: `${item.name}, middle axial slice` });
+  const done = (ok) => {
+    frame.classList.remove("loading");
+    frame.removeAttribute("aria-busy");
+    if (ok) frame.replaceChildren(image);
+    else frame.replaceChildren(el("span", { class: "thumb-text", text: "No preview" }));
+    frame.classList.toggle("failed", !ok);
+  };
+  image.addEventListener("load", () => done(true));
+  image.addEventListener("error", () => done(false));
+  frame.append(image);  // hidden by CSS while loading
+  return frame;
+}
+
 function card(item) {
   const picture = ["volume", "segmentation"].includes(item.kind)
-    ? el("img", { src: `${API}items/${item.id}/slice.png?size=180`, alt: `${item.name}, middle axial slice`, loading: "lazy" })
+    ? thumbnail(item)
     : el("div", { class: "noimage", text: item.kind });
   const actions = el("div", { class: "actions" });
   if (["volume", "segmentation", "model"].includes(item.kind)) {
@@ -241,8 +228,17 @@ async function submitJob(event) {
   }
 }
 
+function jobProgress(job) {
+  if (!ACTIVE.includes(job.state)) return el("td", { class: "progress-cell" });
+  const value = typeof job.progress === "number" ? job.progress : 0;
+  return el("td", { class: "progress-cell" },
+    el("progress", { max: "1", value: String(value), "aria-label": `${job.module} progress` }),
+    el("span", { class: "percent", text: ` ${Math.round(value * 100)}%` }));
+}
+
 async function renderJobs() {
   const rows = document.getElementById("job-rows");
+  clearTimeout(jobsTimer);
   try {
     const page = await request(API + "jobs?limit=20");
     rows.replaceChildren(...page.jobs.map((job) => {
@@ -251,11 +247,18 @@ async function renderJobs() {
         const item = items.find((i) => i.id === id);
         if (item) links.append(el("a", { href: viewerLink(item), target: "_blank", rel: "noopener", text: item.name }), " ");
       }
-      return el("tr", { "data-job-id": job.id }, el("td", { text: job.module }),
-        el("td", { class: "state-" + job.state, text: job.state }), el("td", { text: (job.started || job.created || "").replace("T", " ").slice(0, 19) }), links);
+      if (job.state === "failed" && job.error) links.append(el("span", { class: "state-failed", text: job.error }));
+      return el("tr", { "data-job-id": job.id, "data-state": job.state }, el("td", { text: job.module }),
+        el("td", { class: "state-" + job.state, text: job.state }), jobProgress(job),
+        el("td", { text: (job.started || job.created || "").replace("T", " ").slice(0, 19) }), links);
     }));
+    if (!page.jobs.length) rows.append(el("tr", {}, el("td", { colspan: 5, class: "hint", text: "No jobs yet: Process an item to start one." })));
+    const active = page.jobs.filter((job) => ACTIVE.includes(job.state)).length;
+    document.getElementById("jobs-summary").textContent = active ? `${active} running` : "";
+    // While something runs, follow it; the timer stops by itself once nothing is active.
+    if (active) jobsTimer = setTimeout(renderJobs, JOBS_POLL_MS);
   } catch (error) {
-    rows.replaceChildren(el("tr", {}, el("td", { colspan: 4, text: error.message })));
+    rows.replaceChildren(el("tr", {}, el("td", { colspan: 5, text: error.message })));
   }
 }
 
