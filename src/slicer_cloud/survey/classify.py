@@ -91,8 +91,8 @@ RULES: tuple[Rule, ...] = (
     # --- remote desktop: the full GUI on another machine, pixels sent to the user ---------------
     _rule("remote_desktop", "VNC", 3.0, "vnc", r"\b(?:no|tiger|turbo|tight|real|x11|x0)?vnc(?:server|viewer)?\b"),
     _rule("remote_desktop", "remote desktop", 3.0, "remote,rdp,mstsc,terminal serv", r"\bremote[- ]desktops?\b|\brdp\b|\bmstsc\b|\bterminal services\b"),
-    _rule("remote_desktop", "remote desktop product", 3.0, "x2go,nomachine,teamviewer,anydesk,citrix,dcv,horizon,parsec,workspaces,chrome remote",
-          r"\bx2go\b|\bnomachine\b|\bteamviewer\b|\banydesk\b|\bcitrix\b|\bnice ?dcv\b|\bhorizon view\b|\bparsec\b|\bworkspaces\b(?=[^.\n]{0,40}\b(?:aws|amazon)\b)|\baws workspaces?\b|\bamazon workspaces?\b|\bchrome remote\b"),
+    _rule("remote_desktop", "remote desktop product", 3.0, "x2go,nomachine,teamviewer,anydesk,citrix,appstream,app stream,dcv,horizon,parsec,workspaces,chrome remote",
+          r"\bx2go\b|\bnomachine\b|\bteamviewer\b|\banydesk\b|\bcitrix\b|\bapp ?stream\b|\bnice ?dcv\b|\bhorizon view\b|\bparsec\b|\bworkspaces\b(?=[^.\n]{0,40}\b(?:aws|amazon)\b)|\baws workspaces?\b|\bamazon workspaces?\b|\bchrome remote\b"),
     _rule("remote_desktop", "VirtualGL", 3.0, "virtual,vgl", r"\bvirtual ?gl\b|\bvglrun\b|\bvglconnect\b"),
     _rule("remote_desktop", "X11 forwarding", 3.0, "forward,ssh,xquartz,mobaxterm,xming,vcxsrv,remote x,x11,remote display",
           r"\bx11[- ]forward\w*|\bx[- ]forward\w*|\bssh -[xy]\b|\bssh\b[^.\n]{0,30}\B-[xy] option\b|\bssh -[a-z]*[xy][a-z]*\b|\bxquartz\b|\bmobaxterm\b|\bxming\b|\bvcxsrv\b|\bremote x\b|\bx11 (?:session|display)\b|\bremote display\b"),
@@ -132,10 +132,12 @@ RULES: tuple[Rule, ...] = (
     # --- pure web: Slicer's functions in a web page ------------------------------------------------
     _rule("pure_web", "trame", 3.0, "trame", r"\btrame\w*|\bslicer ?trame\b"),
     _rule("pure_web", "vtk.js / WebAssembly / WebGL", 2.5, "vtk,assembly,wasm,webgl,emscripten,glance,three.js,niivue", r"\bvtk\.?js\b|\bvtkjs\b|\bweb ?assembly\b|\bwasm\b|\bwebgl\b|\bemscripten\b|\bparaview glance\b|\bthree\.js\b|\bniivue\b"),
-    _rule("pure_web", "web application", 2.5, "web,browser",
-          r"\bweb[- ]?(?:app|apps|application|applications|viewer|viewers|version|interface|ui|client|frontend|front-end|platform|service|portal)\b|\bweb[- ]based\b|\bbrowser[- ]based\b|\bin (?:a|the|any|your|my) (?:web )?browsers?\b|\bslicer (?:in|on) the web\b|\bto the web\b"),
-    _rule("pure_web", "web browser", 1.0, "browser", r"\bweb ?browsers?\b|\bbrowsers?\b"),
-    _rule("pure_web", "web viewer project", 1.0, "ohif,cornerstone,kheops,papaya,footprint,javascript,html,react,angular,vue", r"\bohif\b|\bcornerstone\w*|\bkheops\b|\bpapaya\b|\bzero ?footprint\b|\bjavascript\b|\bhtml5?\b|\breact\b|\bangular\b|\bvue\.?js\b"),
+    _rule("pure_web", "web application", 2.5, "web,browser,slicer",
+          r"\bweb[- ]?(?:app|apps|application|applications|viewer|viewers|version|interface|ui|client|frontend|front-end|platform|service|portal)\b|\bweb[- ]based\b|\bbrowser[- ]based\b|\bslicer (?:in|on) the web\b|\bto the web\b"),
+    # A browser is named in many other contexts ("open this link in the browser"): it counts once, and
+    # little on its own.
+    _rule("pure_web", "web browser", 1.5, "browser", r"\bin (?:a|the|any|your|my) (?:web )?browsers?\b|\bweb ?browsers?\b|\bbrowsers?\b"),
+    _rule("pure_web", "web viewer project", 1.0, "ohif,cornerstone,kheops,papaya,footprint,javascript,vue", r"\bohif\b|\bcornerstone\w*|\bkheops\b|\bpapaya\b|\bzero ?footprint\b|\bjavascript\b|\bvue\.?js\b"),
 )
 
 # Links that speak for one approach (host and path, lower case, matched as a substring).
