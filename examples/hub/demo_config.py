@@ -5,7 +5,8 @@
 # Anyone with the shared password logs in under any name they choose (list names in
 # c.Authenticator.allowed_users instead to restrict it). Every user's slicer-cloud server runs as
 # the hub's own account in its own folder: the hub keeps users' pages, services and websockets
-# apart, but notebook code could read another user's files. See docs/hub.md.
+# apart, but notebook code runs as the hub's account and could read another user's files and the
+# hub's own secrets (and so act as any user). Only for people you trust. See docs/hub.md.
 import os
 import secrets
 
@@ -19,6 +20,5 @@ c.JupyterHub.authenticator_class = "dummy"
 c.DummyAuthenticator.password = password
 c.Authenticator.allow_all = True
 c.JupyterHub.spawner_class = "slicer_cloud.hub.spawners.SlicerCloudDemoSpawner"
-# Each user's folder (their data and notebooks); by default STATE/users/NAME under the hub's --state folder.
-if os.environ.get("SLICER_CLOUD_HUB_USERS_DIR"):
-    c.SlicerCloudDemoSpawner.home_dir_template = os.path.join(os.environ["SLICER_CLOUD_HUB_USERS_DIR"], "{username}")
+# Each user's folder (their data and notebooks) is SLICER_CLOUD_HUB_USERS_DIR/NAME, by default
+# STATE-users/NAME beside the hub's --state folder (never inside it).

@@ -44,7 +44,12 @@ def hub_config(*, ip: str, port: int, state_dir: Path, proxy_command: Path, sett
     c.Spawner.environment = {LOG_LEVEL_ENV: resolve_level()}
     c.Spawner.start_timeout = settings.start_timeout_s
     c.Spawner.http_timeout = settings.start_timeout_s
-    c.SlicerCloudDemoSpawner.home_dir_template = str(state_dir / "users" / "{username}")
+    # Users' folders live beside the state folder, never in it: a demo user's server runs as the
+    # hub's account, and its file browser and notebooks start in that folder.
+    users_dir = settings.users_dir or state_dir.parent / f"{state_dir.name}-users"
+    c.SlicerCloudDemoSpawner.home_dir_template = str(Path(users_dir).resolve() / "{username}")
+    c.SlicerCloudDemoSpawner.hub_state_dir = str(state_dir)
+    c.SlicerCloudSlurmSpawner.hub_state_dir = str(state_dir)
     if settings.cull:
         c.JupyterHub.services = [{
             "name": "idle-culler",

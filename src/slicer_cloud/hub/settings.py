@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -17,3 +19,8 @@ class HubSettings(BaseSettings):
     start_timeout_s: int = Field(default=120, gt=0, description="Longest wait for a user's server to start.")
     hub_port: int = Field(default=0, ge=0, le=65535, description="The hub's internal port (0: a free one).")
     proxy_api_port: int = Field(default=0, ge=0, le=65535, description="The proxy's API port (0: a free one).")
+    users_dir: Path | None = Field(
+        default=None,
+        description="Demo spawner: the folder of users' folders (USERS_DIR/NAME). None: STATE-users next to the "
+        "--state folder, never inside it (it holds the cookie secret and the database).",
+    )

@@ -7,9 +7,11 @@ slicer-cloud single-user server (:mod:`slicer_cloud.hub.singleuser`) on the port
 * :class:`SlicerCloudSlurmSpawner`: each user's server is a SLURM job on a compute node, its
   resources chosen from a form (see the class).
 * :class:`SlicerCloudDemoSpawner`: no accounts needed; every server runs as the hub's own account
-  in its own folder. The hub's login and each server's token checks keep users' pages, services
-  and websockets apart, but their notebooks' code could read each other's files: for a demo or
-  a trusted class, never for strangers.
+  in its own folder (outside the hub's state folder; a folder inside it is refused). The hub's
+  login and each server's token checks keep users' pages, services and websockets apart, but
+  their notebooks' code runs as the hub's account: it can read other users' files and the hub's
+  own state (cookie secret, database), and so act as any user. For a demo or a trusted class,
+  never for strangers (see docs/hub.md).
 """
 
 from __future__ import annotations
@@ -41,8 +43,29 @@ class SlicerCloudSpawner(LocalProcessSpawner):
         return "/slicer/"
 
 
+def check_user_folder(folder: str | Path, state_dir: str | Path) -> Path:
+    """A user's folder for a server that runs as the hub's account: never the hub's state folder,
+    inside it or around it (a user's file browser would show the cookie secret and database)."""
+    user = Path(folder).resolve()
+    if not str(state_dir):
+        return user
+    state = Path(state_dir).resolve()
+    if user == state or state in user.parents or user in state.parents:
+        raise ValueError(
+            f"The user folder {user} overlaps the hub's state folder {state} (its cookie secret and "
+            "database): set SLICER_CLOUD_HUB_USERS_DIR (or home_dir_template) to a folder outside it."
+        )
+    return user
+
+
 class SlicerCloudDemoSpawner(SimpleLocalProcessSpawner):
     """Each user's slicer-cloud server in ``home_dir_template``, as the hub's account."""
+
+    hub_state_dir = Unicode("", config=True, help="The hub's state folder: user folders may not overlap it.")
+
+    async def start(self):
+        check_user_folder(self.home_dir, self.hub_state_dir)
+        return await super().start()
 
     @default("cmd")
     def _cmd(self) -> list[str]:
@@ -190,9 +213,12 @@ class SlicerCloudSlurmSpawner(batchspawner.SlurmSpawner):
         # batchspawner also puts user_options into the job script's template: only checked values
         self.user_options = {"cores": cores, "memory_gib": memory, "hours": minutes / 60, "partition": partition, "gpu": gpu}
 
+    hub_state_dir = Unicode("", config=True, help="The hub's state folder: user folders may not overlap it.")
+
     async def start(self):
         self._apply_resources()
         if self.home_dir_template:
+            check_user_folder(self.req_homedir, self.hub_state_dir)
             Path(self.req_homedir).mkdir(parents=True, exist_ok=True)
         return await super().start()
 
