@@ -125,6 +125,7 @@ def desktop(
     gpu: Annotated[bool, typer.Option("--gpu", help="Render with the GPU: VirtualGL's vglrun where installed, else EGL (untested).")] = False,
     log_level: LogLevelOpt = None,
     allow_tcp_vnc: Annotated[bool, typer.Option("--allow-tcp-vnc", help="Xvnc older than TigerVNC 1.10: serve VNC on a loopback port behind a password only this service knows (else: refused).")] = False,
+    transport: Annotated[Optional[str], typer.Option("--transport", help="novnc (default) or selkies (H.264/JPEG decoded by the browser; needs the selkies package).")] = None,
 ) -> None:
     """The full Slicer desktop in a browser tab (Xvnc + noVNC). Arguments after -- go to Slicer."""
     _log_level(log_level)
@@ -136,7 +137,7 @@ def desktop(
         run_desktop(
             host=host, port=port, token=token, base_url=base_url, geometry=geometry, slicer=slicer, app=app_command,
             data=data, open_browser=open_browser, gpu=gpu, slicer_args=list(ctx.meta.get("slicer_args", [])),
-            allow_tcp_vnc=allow_tcp_vnc or None,
+            allow_tcp_vnc=allow_tcp_vnc or None, transport=transport,
         )  # fmt: skip
     except SlicerCloudError as error:
         _fail(error)

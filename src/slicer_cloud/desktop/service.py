@@ -19,13 +19,14 @@ from typing import Any
 
 from aiohttp import web
 
-from slicer_cloud.desktop import proctree
+from slicer_cloud.desktop import proctree, selkies
 from slicer_cloud.desktop.bridge import BridgeCounters
 from slicer_cloud.desktop.novnc import load_novnc
 from slicer_cloud.desktop.programs import find_slicer, plan_desktop, sample_volume
 from slicer_cloud.desktop.settings import DesktopSettings, parse_geometry
 from slicer_cloud.desktop.supervisor import ProgramSpec, Supervisor
 from slicer_cloud.desktop.web import DesktopInfo, make_app
+from slicer_cloud.desktop.unix_proxy import UnixProxy
 from slicer_cloud.desktop.xserver import start_x_server
 from slicer_cloud.errors import SlicerCloudError
 from slicer_cloud.logs import setup_logging
@@ -51,13 +52,14 @@ def run_desktop(
     slicer_args: list[str] | None = None,
     show_token: bool = True,
     allow_tcp_vnc: bool | None = None,
+    transport: str | None = None,
 ) -> None:
     """Serve the desktop until interrupted; raise :class:`SlicerCloudError` on failure.
 
     Options left None come from the environment (``SLICER_CLOUD_*``) or the defaults.
     """
     overrides: dict[str, Any] = {"host": host, "port": port, "token": token, "base_url": base_url, "geometry": geometry, "data_dir": data,
-                                 "allow_tcp_vnc": allow_tcp_vnc}  # fmt: skip
+                                 "allow_tcp_vnc": allow_tcp_vnc, "transport": transport}  # fmt: skip
     try:
         settings = DesktopSettings(**{k: v for k, v in overrides.items() if v is not None})
     except ValueError as error:
@@ -98,6 +100,8 @@ async def serve_desktop(
     width, height = parse_geometry(settings.geometry)
     data_dir = DataRoot(settings.data_dir).root
     novnc = load_novnc(settings.novnc_dir, allow_unpinned=settings.novnc_unpinned)
+    if settings.transport == "selkies":
+        selkies.check_installed()
     slicer_path = find_slicer(slicer, settings.cache_dir)
     sock = bind_socket(settings.host, settings.port)
     port = sock.getsockname()[1]
@@ -116,6 +120,7 @@ async def serve_desktop(
         max_restarts=settings.max_restarts, restart_window_s=settings.restart_window_s, stop_timeout_s=settings.stop_timeout_s
     )
     runner: web.AppRunner | None = None
+    stream_proxy: UnixProxy | None = None
     reaper = asyncio.create_task(supervisor.reap_orphans_forever())
     failure: str | None = None
     try:
@@ -144,19 +149,26 @@ async def serve_desktop(
         if plan.message:
             log.warning("%s", plan.message)
 
+        counters = BridgeCounters()
+        stream_proxy = None
+        if settings.transport == "selkies":
+            _program, stream_socket = await selkies.start_selkies(supervisor, client_env, runtime_dir)
+            stream_proxy = UnixProxy(stream_socket, selkies.UPSTREAM_PREFIX, counters)
         info = DesktopInfo(
             mode=plan.mode,
             slicer_installed=plan.slicer_installed,
             message=plan.message,
             display=xserver.display_name,
             novnc_version=novnc.version,
+            transport=settings.transport,
             programs=lambda: [
                 {"name": p.spec.name, "pid": p.pid, "running": p.process.returncode is None, "recent_exits": len(p.exits)}
                 for p in supervisor.programs
             ],
         )
         web_app = make_app(
-            token=token, port=port, base_url=base, info=info, novnc=novnc, open_vnc=xserver.open_vnc, counters=BridgeCounters(),
+            token=token, port=port, base_url=base, info=info, novnc=novnc, open_vnc=xserver.open_vnc, counters=counters,
+            stream_proxy=stream_proxy,
             session_ttl_s=settings.session_cookie_ttl_s, bridge_answers_security=xserver.bridge_answers_security,
         )  # fmt: skip
         runner = web.AppRunner(web_app, access_log=None, handle_signals=False)
@@ -177,6 +189,8 @@ async def serve_desktop(
     finally:
         if runner is not None:
             await runner.cleanup()
+        if stream_proxy is not None:
+            await stream_proxy.close()
         sock.close()
         reaper.cancel()
         await supervisor.stop()

@@ -51,11 +51,24 @@ class DesktopSettings(ServiceSettings):
         description="With an Xvnc older than TigerVNC 1.10 (no unix socket): serve VNC on a loopback port "
         "behind a VNC password only this service knows, instead of refusing to start.",
     )
+    transport: str = Field(
+        default="novnc",
+        description="How the screen reaches the browser: novnc (VNC Tight through our bridge, the default) "
+        "or selkies (H.264/JPEG over a websocket, decoded with the browser's WebCodecs).",
+    )
     max_restarts: int = Field(
         default=5, ge=0, description="A program that exits more often than this within restart_window_s ends the service."
     )
     restart_window_s: float = Field(default=60.0, gt=0)
     stop_timeout_s: float = Field(default=5.0, gt=0, description="Grace time between SIGTERM and SIGKILL.")
+
+    @field_validator("transport")
+    @classmethod
+    def _known_transport(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in ("novnc", "selkies"):
+            raise ValueError(f"transport must be novnc or selkies, not {value!r}")
+        return value
 
     @field_validator("geometry")
     @classmethod

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from slicer_cloud.desktop.bridge import BridgeCounters, OpenVnc, bridge
 from slicer_cloud.desktop.novnc import NoVncLibrary
+from slicer_cloud.desktop.unix_proxy import UnixProxy
 from slicer_cloud.security import DEFAULT_SESSION_TTL_S
 from slicer_cloud.web.auth import public, token_middleware
 from slicer_cloud.web.serving import normalize_base_url
@@ -45,6 +46,7 @@ class DesktopInfo:
     message: str
     display: str
     novnc_version: str
+    transport: str = "novnc"
     programs: Callable[[], list[dict[str, Any]]] = field(default=lambda: [])
 
 
@@ -63,6 +65,7 @@ def make_app(
     counters: BridgeCounters | None = None,
     session_ttl_s: float = DEFAULT_SESSION_TTL_S,
     bridge_answers_security: bool = False,
+    stream_proxy: UnixProxy | None = None,
 ) -> web.Application:
     base = normalize_base_url(base_url)
     counters = counters or BridgeCounters()
@@ -78,6 +81,9 @@ def make_app(
     pages = {name: (_page_file(file), ctype) for name, (file, ctype) in PAGE_FILES.items()}
 
     async def page(request: web.Request) -> web.Response:
+        if stream_proxy is not None and not request.match_info.get("name") and request.path == base:
+            # selkies transport: its own client is the page (the VNC page stays reachable for the fallback)
+            raise web.HTTPFound(location=base + "selkies/")
         body, ctype = pages[request.match_info.get("name", "")]
         return web.Response(body=body, content_type=ctype, headers=_PAGE_HEADERS)
 
@@ -98,6 +104,7 @@ def make_app(
             "message": info.message,
             "display": info.display,
             "novnc_version": info.novnc_version,
+            "transport": info.transport,
             "programs": info.programs(),
             "clients": counters.clients,
             "connections": counters.connections,
@@ -115,15 +122,22 @@ def make_app(
     async def healthz(_request: web.Request) -> web.Response:
         return web.json_response({"ok": True})
 
+    async def add_selkies_slash(_request: web.Request) -> web.Response:
+        raise web.HTTPFound(location=base + "selkies/")
+
     async def add_slash(_request: web.Request) -> web.Response:
         raise web.HTTPFound(location=base)
 
     if base != "/":
         app.router.add_get(base.rstrip("/"), add_slash)
     app.router.add_get(base, page)
+    app.router.add_get(base + "vnc", page)  # the noVNC page under every transport: the fallback
     app.router.add_get(base + "{name:desktop\\.(?:js|css)}", page)
     app.router.add_get(base + "novnc/{path:.+}", library)
     app.router.add_get(base + "status", status)
     app.router.add_get(base + "websockify", websockify)
     app.router.add_get(base + "healthz", healthz)
+    if stream_proxy is not None:
+        app.router.add_route("*", base + "selkies/{path:.*}", stream_proxy.handle)
+        app.router.add_get(base + "selkies", add_selkies_slash)
     return app
