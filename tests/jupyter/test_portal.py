@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -167,3 +168,34 @@ def launch_pids(service: str) -> set[int]:
         if b"slicer_cloud.jupyter.launch" in argv and service.encode() in argv:
             found.add(int(proc.name))
     return found
+
+
+def test_the_user_server_is_quiet_kernels_over_ipc_and_no_announcements(context, served: Served):
+    """JupyterLab without its news pop-up, kernels on unix sockets, and a log free of warnings a
+    user cannot act on (the kernel's 'running over TCP without encryption', Jupyter's progress)."""
+    page = context.new_page()
+    page.goto(served.root + f"lab?token={TOKEN}", timeout=180_000)
+    page.wait_for_selector(".jp-LauncherCard", timeout=180_000)
+    config = page.evaluate("() => JSON.parse(document.getElementById('jupyter-config-data').textContent)")
+    disabled = config["disabledExtensions"]  # a list here, a dict in some versions
+    assert "@jupyterlab/apputils-extension:announcements" in disabled
+    if isinstance(disabled, dict):
+        assert disabled["@jupyterlab/apputils-extension:announcements"] is True
+    page.close()
+
+    session = served.session()
+    kernel = session.post(served.root + "api/kernels", json={"name": "python3"}, timeout=60).json()
+    try:
+        runtime = Path(served.service.log_path).parent / "runtime"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not list(runtime.glob(f"kernel-{kernel['id']}-ipc-*")):
+            time.sleep(0.5)
+        assert list(runtime.glob(f"kernel-{kernel['id']}-ipc-*")), "the kernel's sockets are unix sockets"
+        info = json.loads((runtime / f"kernel-{kernel['id']}.json").read_text())
+        assert info["transport"] == "ipc"
+    finally:
+        session.delete(served.root + f"api/kernels/{kernel['id']}", timeout=60)
+    log = served.service.log()
+    assert "without encryption" not in log
+    assert "extension was successfully" not in log  # Jupyter's progress: debug only
+    assert "DeprecationWarning" not in log
