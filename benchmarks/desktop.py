@@ -14,6 +14,7 @@ Writes its section of docs/benchmarks.md (and, with --screenshot, docs/img/deskt
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import signal
@@ -36,11 +37,36 @@ CHROMIUM_ARGS = [
 VIEWPORT = {"width": 1280, "height": 800}
 TOKEN = "benchmark-token"
 
-# Counts the fallback viewer's magenta band on the noVNC canvas (every 4th pixel).
+# The element showing the remote screen: noVNC's canvas, or the largest visible canvas/video of
+# the selkies client. Its pixels are read through an offscreen 2D canvas, so both read alike.
+SCREEN_JS = """
+window.__screen = () => {
+  let best = null, area = 0;
+  for (const el of document.querySelectorAll('canvas, video')) {
+    const r = el.getBoundingClientRect();
+    if (r.width * r.height > area && getComputedStyle(el).visibility !== 'hidden') { best = el; area = r.width * r.height; }
+  }
+  return best;
+};
+window.__grab = (x, y, w, h) => {
+  const el = window.__screen();
+  if (!el) return null;
+  const W = el.videoWidth || el.width, H = el.videoHeight || el.height;
+  if (!W || !H) return null;
+  if (!window.__off) window.__off = document.createElement('canvas');
+  const off = window.__off;
+  if (w === undefined) { x = 0; y = 0; w = W; h = H; }
+  off.width = w; off.height = h;
+  const ctx = off.getContext('2d', {willReadFrequently: true});
+  ctx.drawImage(el, x, y, w, h, 0, 0, w, h);
+  return ctx.getImageData(0, 0, w, h).data;
+};
+"""
+
+# Counts the fallback viewer's magenta band on the screen (every 4th pixel).
 BAND_PIXELS_JS = """() => {
-  const canvas = document.querySelector('#screen canvas');
-  if (!canvas || !canvas.width) return 0;
-  const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+  const data = window.__grab && window.__grab();
+  if (!data) return 0;
   let n = 0;
   for (let i = 0; i < data.length; i += 16) {
     if (data[i] > 215 && data[i + 1] < 40 && data[i + 2] > 215) n++;
@@ -49,45 +75,60 @@ BAND_PIXELS_JS = """() => {
 }"""
 BAND_MIN_PIXELS = 1500
 
-# Counts the changes of one canvas region on every animation frame: the screen updates the
-# browser actually shows there (at most the display rate, 60/s).
+# Counts the changes of one screen region on every animation frame: the screen updates the
+# browser actually shows there (at most the display rate, 60/s). Also times input to changed
+# pixels: a keydown stamps the time, the first change after it ends the wait.
 SAMPLER_JS = """(region) => {
-  const canvas = document.querySelector('#screen canvas');
-  const ctx = canvas.getContext('2d');
   window.__updates = 0;
   window.__sampling = true;
+  window.__latencies = [];
+  window.__keyAt = null;
+  if (!window.__keyHooked) {
+    window.addEventListener('keydown', () => { window.__keyAt = performance.now(); }, true);
+    window.__keyHooked = true;
+  }
   let last = null;
   function tick() {
-    const data = ctx.getImageData(region.x, region.y, region.w, region.h).data;
-    let hash = 0;
-    for (let i = 0; i < data.length; i += 4) hash = (hash * 31 + data[i] + 7 * data[i + 1] + 13 * data[i + 2]) | 0;
-    if (last !== null && hash !== last) window.__updates++;
-    last = hash;
+    const data = window.__grab(region.x, region.y, region.w, region.h);
+    if (data) {
+      let hash = 0;
+      for (let i = 0; i < data.length; i += 4) hash = (hash * 31 + data[i] + 7 * data[i + 1] + 13 * data[i + 2]) | 0;
+      if (last !== null && hash !== last) {
+        window.__updates++;
+        if (window.__keyAt !== null) { window.__latencies.push(performance.now() - window.__keyAt); window.__keyAt = null; }
+      }
+      last = hash;
+    }
     if (window.__sampling) requestAnimationFrame(tick);
   }
   requestAnimationFrame(tick);
 }"""
 
-# The band's bounding box on the canvas: where the viewer window is.
+# The band's bounding box on the screen: where the viewer window is.
 BAND_BOX_JS = """() => {
-  const canvas = document.querySelector('#screen canvas');
-  const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+  const el = window.__screen();
+  const W = el.videoWidth || el.width, H = el.videoHeight || el.height;
+  const data = window.__grab();
   let x0 = 1e9, y0 = 1e9, x1 = -1, y1 = -1;
-  for (let y = 0; y < canvas.height; y += 2) for (let x = 0; x < canvas.width; x += 2) {
-    const i = 4 * (y * canvas.width + x);
+  for (let y = 0; y < H; y += 2) for (let x = 0; x < W; x += 2) {
+    const i = 4 * (y * W + x);
     if (data[i] > 215 && data[i + 1] < 40 && data[i + 2] > 215) {
       x0 = Math.min(x0, x); y0 = Math.min(y0, y); x1 = Math.max(x1, x); y1 = Math.max(y1, y);
     }
   }
-  return {x0, y0, x1, y1};
+  const r = el.getBoundingClientRect();
+  return {x0, y0, x1, y1, left: r.left, top: r.top, scale: r.width / W};
 }"""
 
+TRANSPORTS = ("novnc", "selkies")
 
-def start_service(tmp: Path) -> tuple[subprocess.Popen, str, float]:
+
+def start_service(tmp: Path, transport: str = "novnc") -> tuple[subprocess.Popen, str, float]:
     # HOME is the data folder, so the terminal's prompt in the screenshot reads '~'.
     env = dict(os.environ, SLICER_CLOUD_CACHE_DIR=str(tmp / "cache"), HOME=str(tmp))
     env.pop("SLICER_EXECUTABLE", None)
-    command = [sys.executable, "-m", "slicer_cloud.cli", "desktop", "--port", "0", "--token", TOKEN, "--data", str(tmp)]
+    command = [sys.executable, "-m", "slicer_cloud.cli", "desktop", "--port", "0", "--token", TOKEN, "--data", str(tmp),
+               "--transport", transport]
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
     assert process.stdout is not None
@@ -120,22 +161,25 @@ def wait_band(page, timeout_s: float = 60.0) -> None:
     raise SystemExit("the fallback viewer never appeared on the page")
 
 
-def measure_start(browser, tmp: Path) -> dict[str, float]:
-    process, url, started = start_service(tmp)
+def open_screen(page, url: str) -> None:
+    page.add_init_script(SCREEN_JS)
+    page.goto(url)
+
+
+def measure_start(browser, tmp: Path, transport: str = "novnc") -> dict[str, float]:
+    process, url, started = start_service(tmp, transport)
     serving = time.perf_counter() - started
     try:
         context = browser.new_context(viewport=VIEWPORT)
         page = context.new_page()
         opened = time.perf_counter()
-        page.goto(url)
-        page.wait_for_selector("body[data-state=connected]", timeout=60_000)
-        connected = time.perf_counter()
+        open_screen(page, url)
         wait_band(page)
         shown = time.perf_counter()
         context.close()
     finally:
         stop_service(process)
-    return {"serving": serving, "connected": connected - opened, "page_to_frame": shown - opened, "start_to_frame": shown - started}
+    return {"serving": serving, "page_to_frame": shown - opened, "start_to_frame": shown - started}
 
 
 def pss_bytes(pid: int) -> int:
@@ -148,8 +192,10 @@ def pss_bytes(pid: int) -> int:
     return 0
 
 
-def measure_traffic_and_memory(browser, tmp: Path, seconds: float, screenshot: Path | None) -> tuple[list[list[object]], list[list[object]]]:
-    process, url, _ = start_service(tmp)
+def measure_traffic_and_memory(
+    browser, tmp: Path, seconds: float, screenshot: Path | None, transport: str = "novnc", presses: int = 8
+) -> tuple[list[list[object]], list[list[object]], list[float]]:
+    process, url, _ = start_service(tmp, transport)
     received = {"bytes": 0, "messages": 0}
 
     def on_websocket(ws) -> None:
@@ -163,15 +209,12 @@ def measure_traffic_and_memory(browser, tmp: Path, seconds: float, screenshot: P
         context = browser.new_context(viewport=VIEWPORT)
         page = context.new_page()
         page.on("websocket", on_websocket)
-        page.goto(url)
-        page.wait_for_selector("body[data-state=connected]", timeout=60_000)
+        open_screen(page, url)
         wait_band(page)
         time.sleep(2.0)  # let the first full screen and the banner's resize settle
         band = page.evaluate(BAND_BOX_JS)
         # The band is the top of the viewer window; a click there gives it the keyboard.
-        canvas_box = page.locator("#screen canvas").bounding_box()
-        assert canvas_box is not None
-        page.mouse.click(canvas_box["x"] + (band["x0"] + band["x1"]) / 2, canvas_box["y"] + (band["y0"] + band["y1"]) / 2)
+        page.mouse.click(band["left"] + band["scale"] * (band["x0"] + band["x1"]) / 2, band["top"] + band["scale"] * (band["y0"] + band["y1"]) / 2)
         time.sleep(1.0)
         if screenshot is not None:
             screenshot.parent.mkdir(parents=True, exist_ok=True)
@@ -199,17 +242,39 @@ def measure_traffic_and_memory(browser, tmp: Path, seconds: float, screenshot: P
             if key:
                 page.keyboard.press(key)
                 time.sleep(1.0)
-            return [label, f"{rate / 1024:.0f}", f"{updates / elapsed:.1f}", f"{messages:.1f}"]
+            return [transport, label, f"{rate / 1024:.0f}", f"{updates / elapsed:.1f}", f"{messages:.1f}"]
+
+        def input_latency() -> list[float]:
+            """Key press (PageUp/PageDown: ten slices) to changed pixels of the slice view, ms."""
+            page.evaluate(SAMPLER_JS, views["slice"])
+            found: list[float] = []
+            for n in range(presses):
+                time.sleep(0.8)  # quiet screen before each press
+                page.evaluate("() => { window.__latencies = []; }")
+                page.keyboard.press("PageUp" if n % 2 == 0 else "PageDown")
+                deadline = time.monotonic() + 5
+                while time.monotonic() < deadline:
+                    got = page.evaluate("() => window.__latencies")
+                    if got:
+                        found.append(got[0])
+                        break
+                    time.sleep(0.02)
+            page.evaluate("() => { window.__sampling = false; }")
+            return found
 
         traffic = [
             window("idle (nothing moves)", None, "3d"),
             window("3D view spinning (20 steps/s of 4 degrees)", "Space", "3d"),
             window("slice view scrolling (20 slices/s)", "a", "slice"),
         ]
+        latencies = input_latency()
         memory = []
         total_rss = total_pss = 0
         for info in proctree.tree_memory(process.pid):
             name = {"python": "fallback viewer (VTK)", "bash": "shell in the terminal"}.get(info.name, info.name)
+            with contextlib.suppress(OSError):
+                if b"selkies" in Path(f"/proc/{info.pid}/cmdline").read_bytes():
+                    name = "stream server (selkies)"
             if info.pid == process.pid:
                 name = "service (web, bridge, supervisor)"
             pss = pss_bytes(info.pid)
@@ -220,57 +285,77 @@ def measure_traffic_and_memory(browser, tmp: Path, seconds: float, screenshot: P
         context.close()
     finally:
         stop_service(process)
-    return traffic, memory
+    return traffic, memory, latencies
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=3, help="cold starts to time (median reported)")
+    parser.add_argument("--runs", type=int, default=3, help="cold starts to time per transport (median reported)")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each traffic window")
-    parser.add_argument("--screenshot", action="store_true", help="also write docs/img/desktop.png")
+    parser.add_argument("--presses", type=int, default=8, help="key presses timed to changed pixels per transport")
+    parser.add_argument("--transports", default=",".join(TRANSPORTS), help="comma-separated: novnc,selkies")
+    parser.add_argument("--screenshot", action="store_true", help="also write docs/img/desktop.png (noVNC)")
     args = parser.parse_args()
     os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
+    transports = [t for t in args.transports.split(",") if t]
 
     from playwright.sync_api import sync_playwright
 
+    starts: dict[str, list[dict[str, float]]] = {}
+    traffic: list[list[object]] = []
+    memory: list[list[object]] = []
+    latency_rows: list[list[object]] = []
     with sync_playwright() as playwright, tempfile.TemporaryDirectory(prefix="desktop-bench-") as tmp_name:
         tmp = Path(tmp_name)
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        starts = [measure_start(browser, tmp) for _ in range(args.runs)]
-        screenshot = ROOT / "docs" / "img" / "desktop.png" if args.screenshot else None
-        traffic, memory = measure_traffic_and_memory(browser, tmp, args.seconds, screenshot)
+        for transport in transports:
+            starts[transport] = [measure_start(browser, tmp, transport) for _ in range(args.runs)]
+            screenshot = ROOT / "docs" / "img" / "desktop.png" if args.screenshot and transport == "novnc" else None
+            rows, mem, latencies = measure_traffic_and_memory(browser, tmp, args.seconds, screenshot, transport, args.presses)
+            traffic += rows
+            memory += [[transport, *row] for row in mem]
+            latency_rows.append([
+                transport, f"{len(latencies)}/{args.presses}",
+                f"{statistics.median(latencies):.0f}" if latencies else "n/a",
+                f"{max(latencies):.0f}" if latencies else "n/a",
+            ])  # fmt: skip
         browser.close()
+    load = os.getloadavg()
 
-    def median(key: str) -> str:
-        return f"{statistics.median(run[key] for run in starts):.2f}"
+    def median(transport: str, key: str) -> str:
+        return f"{statistics.median(run[key] for run in starts[transport]):.2f}"
 
     start_table = markdown_table(
-        ["measured (median of %d cold starts)" % args.runs, "seconds"],
-        [
-            ["command start to `Serving on` (X server, window manager, programs started)", median("serving")],
-            ["page open to VNC connected", median("connected")],
-            ["page open to the program's window on the canvas", median("page_to_frame")],
-            ["**command start to first frame in the browser**", f"**{median('start_to_frame')}**"],
-        ],
+        ["transport", "command start to `Serving on` s", "page open to the window on screen s", "**command start to first frame** s"],
+        [[t, median(t, "serving"), median(t, "page_to_frame"), f"**{median(t, 'start_to_frame')}**"] for t in transports],
     )
     traffic_table = markdown_table(
-        ["while (%.0f s each)" % args.seconds, "KiB/s to the browser", "view updates/s seen in the browser", "websocket messages/s"],
+        ["transport", "while (%.0f s each)" % args.seconds, "KiB/s to the browser", "view updates/s seen in the browser", "websocket messages/s"],
         traffic,
     )
-    memory_table = markdown_table(["process", "RSS MiB", "PSS MiB"], memory)
+    latency_table = markdown_table(
+        ["transport", "presses answered", "key to changed pixels, median ms", "longest ms"], latency_rows
+    )
+    memory_table = markdown_table(["transport", "process", "RSS MiB", "PSS MiB"], memory)
     body = f"""## Remote desktop (`python -m benchmarks.desktop`)
 
-{machine_line()}
+{machine_line()} Load average during the run: {load[0]:.1f} (the machine was shared).
 
 `slicer-cloud desktop` with the fallback program (no Slicer binary here: xterm and a VTK viewer
 of the 256x256x128 sample CT, window 900x560), browser viewport 1280x800 so the remote screen is
-resized to about 1280x735; noVNC quality 6, compression 2; headless Chromium on loopback. Compare
-with the web viewer's section: there the server renders and streams JPEG frames of each view; here
-the X server streams screen changes of whatever program runs (VNC Tight encoding).
+resized to the page; headless Chromium on loopback, {args.runs} cold starts per transport (median).
+**novnc**: VNC Tight encoding through our websocket bridge (noVNC quality 6, compression 2).
+**selkies**: selkies 2.1 capturing the same Xvnc screen, H.264 by x264 in software (its default
+`--framerate 60`, CRF encoder settings untouched), decoded by Chromium's WebCodecs, through our
+token-checked proxy. View updates are counted by sampling the shown pixels on every animation
+frame (at most 60/s); input latency is a key press (PageUp/PageDown, ten slices) to the first
+changed pixels of the slice view, both stamped in the page's clock.
 
 {start_table}
 
 {traffic_table}
+
+{latency_table}
 
 Memory of the whole process tree, idle after the runs above:
 
