@@ -357,6 +357,15 @@ changed pixels of the slice view, both stamped in the page's clock.
 
 {latency_table}
 
+Reading the figures: selkies keeps sending frames while nothing moves (its encoder refines the
+picture, so pixels change a little on every frame), so its "updates seen" include those and are
+not comparable with noVNC's, which are content changes only. The comparable figures are the bytes
+per second (selkies needs about a third less while the 3D view spins, about the same while slices
+scroll) and the input latency, where selkies is slower on this machine: the x264 encoder in
+software competes for the two cores with the viewer, Xvnc and Chromium (load average above), and
+selkies starts 7 s later (its server's imports). With a spare core, or a hardware encoder, the
+encoder's share shrinks; on this busy CPU noVNC stays the better default.
+
 Memory of the whole process tree, idle after the runs above:
 
 {memory_table}
