@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import logging
 import os
 import signal
 import subprocess
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from slicer_cloud.compute.jobs import warm
 from slicer_cloud.compute.jobs.spec import PYTHON, JobOutcome, JobSpec
 from slicer_cloud.compute.modules.protocol import parse_progress
 
@@ -22,7 +24,13 @@ from slicer_cloud.compute.modules.protocol import parse_progress
 Report = Callable[[str, dict[str, Any]], None]
 Describe = Callable[[str, str, bool], dict[str, Any]]
 
+log = logging.getLogger(__name__)
 LOG_TAIL_LINES = 40
+
+
+def warm_enabled() -> bool:
+    """Warm workers are on unless ``SLICER_CLOUD_WARM_WORKERS=0`` (then every job is a fresh interpreter)."""
+    return os.environ.get("SLICER_CLOUD_WARM_WORKERS", "1").strip().lower() not in ("0", "false", "no", "off")
 _MAX_LINE = 2000
 
 
@@ -111,8 +119,17 @@ def execute(
     tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
     stderr_tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
     lock = threading.Lock()
+    process: Any = None
+    target = warm.python_module(argv) if spec.argv[:1] == [PYTHON] and warm_enabled() else None
+    if target is not None:
+        try:  # Python modules: forked from the warm worker, numpy and scipy already imported
+            process = warm.shared_launcher().launch(
+                target[0], target[1], cwd=str(workdir), env=env, memory_bytes=spec.memory_bytes
+            )
+        except OSError as error:
+            log.warning("Warm worker unavailable, starting the module the ordinary way: %s", error)
     try:
-        process = subprocess.Popen(
+        process = process or subprocess.Popen(
             argv,
             cwd=workdir,
             env=env,
