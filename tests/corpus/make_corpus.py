@@ -573,6 +573,84 @@ def _dicom_corrupt_pixels(dir_: Path) -> Path:
     return folder
 
 
+def _one_dicom_file(dir_: Path, name: str) -> Path:
+    folder = dir_ / "series"
+    source = write_dicom_folder(folder, shape=(16, 12, 1))[0]
+    target = dir_ / name
+    source.rename(target)
+    folder.rmdir()
+    return target
+
+
+def _dicom_short_pixels_file(dir_: Path) -> Path:
+    import pydicom
+
+    path = _one_dicom_file(dir_, "short_pixels.dcm")
+    ds = pydicom.dcmread(path)
+    ds.PixelData = ds.PixelData[:100]  # 16x12 pixels of 16 bits declare 384 bytes
+    ds.save_as(path)
+    return path
+
+
+def _dicom_no_pixel_data(dir_: Path) -> Path:
+    import pydicom
+
+    path = _one_dicom_file(dir_, "no_pixels.dcm")
+    ds = pydicom.dcmread(path)
+    del ds.PixelData
+    ds.save_as(path)
+    return path
+
+
+#: how deep the hostile file nests sequences; pydicom's recursive parser gives up near 200
+DEEP_SEQUENCES = 400
+
+
+def _dicom_deep_sequences(dir_: Path) -> Path:
+    """A ContentSequence nested DEEP_SEQUENCES levels, spliced in as bytes (pydicom cannot write it)."""
+    import pydicom
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    path = _one_dicom_file(dir_, "deep_sequences.dcm")
+    ds = pydicom.dcmread(path)
+    ds.ContentSequence = Sequence([Dataset()])  # a placeholder: one empty item
+    ds.save_as(path)
+    tag = b"\x40\x00\x30\xa7SQ\x00\x00"  # (0040,A730) SQ, explicit VR little endian
+    item, item_end, sequence_end = b"\xfe\xff\x00\xe0", b"\xfe\xff\x0d\xe0\0\0\0\0", b"\xfe\xff\xdd\xe0\0\0\0\0"
+    undefined = b"\xff\xff\xff\xff"
+    placeholder = tag + (8).to_bytes(4, "little") + item + bytes(4)
+    raw = path.read_bytes()
+    assert raw.count(placeholder) == 1, "the placeholder sequence was not written as expected"
+    nested = (tag + undefined + item + undefined) * DEEP_SEQUENCES + (item_end + sequence_end) * DEEP_SEQUENCES
+    path.write_bytes(raw.replace(placeholder, nested))
+    return path
+
+
+def _dicom_deep_sequences_folder(dir_: Path) -> Path:
+    folder = dir_ / "deep_in_series"
+    write_dicom_folder(folder, shape=(16, 12, 3))
+    _dicom_deep_sequences(folder)
+    return folder
+
+
+def _nifti_nan_vox_offset(dir_: Path) -> Path:
+    data = bytearray(nifti_bytes(small_array()))
+    struct.pack_into("<f", data, 108, float("nan"))
+    return _nifti(dir_ / "nan_vox_offset.nii", bytes(data))
+
+
+def _nifti_nan_quatern(dir_: Path) -> Path:
+    data = bytearray(nifti_bytes(small_array(), qform=(1, (0.0, 0.0, 0.0), (0.0, 0.0, 0.0), 1.0)))
+    struct.pack_into("<f", data, 256, float("nan"))
+    return _nifti(dir_ / "nan_quatern.nii", bytes(data))
+
+
+def _nifti_inf_srow(dir_: Path) -> Path:
+    srow = np.array([[1.0, 0, 0, 0], [0, 1.0, 0, 0], [0, 0, 1.0, float("inf")]])
+    return _nifti(dir_ / "inf_srow.nii", nifti_bytes(small_array(), sform=(1, srow)))
+
+
 CASES: list[Case] = [
     Case("text_file", _text_file, 400, "is not an image Slicer can open"),
     Case("nrrd_not_nrrd", _fake_nrrd, 400, "does not start with an NRRD header"),
@@ -639,7 +717,15 @@ CASES: list[Case] = [
     Case("dicom_unknown_syntax", _dicom_unknown_syntax, 400, "MPEG2"),
     Case("dicom_too_many_files", _dicom_too_many_files, 413, "more than 5 files", {"max_dicom_files": 5}),
     Case("dicom_over_voxels", _dicom_over_voxels, 413, "voxels, more than the limit", {"max_voxels": 1000}),
-    Case("dicom_corrupt_pixels", _dicom_corrupt_pixels, 400, "cannot be decoded", reader="read_series"),
+    Case("dicom_corrupt_pixels", _dicom_corrupt_pixels, 400, "is truncated"),
+    # added 2026-12-02 (untrusted images hardening)
+    Case("dicom_short_pixels_file", _dicom_short_pixels_file, 400, "is truncated"),
+    Case("dicom_no_pixel_data", _dicom_no_pixel_data, 400, "holds no pixel data"),
+    Case("dicom_deep_sequences", _dicom_deep_sequences, 400, "nests data sequences"),
+    Case("dicom_deep_sequences_folder", _dicom_deep_sequences_folder, 400, "nests data sequences"),
+    Case("nifti_nan_vox_offset", _nifti_nan_vox_offset, 400, "invalid data offset"),
+    Case("nifti_nan_quatern", _nifti_nan_quatern, 400, "non-finite orientation"),
+    Case("nifti_inf_srow", _nifti_inf_srow, 400, "orientation"),
 ]
 
 

@@ -71,6 +71,11 @@ def read_volume(path: Path, limits: Limits | None = None) -> Volume:
     path = Path(path)
     fmt = image_format(path)
     limits = limits or Limits()
+    if fmt is not None:
+        # The same header checks (and so the same verdict and message) as every other entry point.
+        from slicer_cloud.core.images import inspect_image
+
+        inspect_image(path, limits)
     try:
         if fmt == "nrrd":
             return _read_nrrd(path, limits)
@@ -81,7 +86,9 @@ def read_volume(path: Path, limits: Limits | None = None) -> Volume:
     except SlicerCloudError:
         raise
     except (ValueError, KeyError, IndexError, OSError, EOFError, zlib.error, struct.error) as error:
-        raise SlicerCloudError(f"{path.name} is not a readable {fmt} image: {error}", status=400) from error
+        raise SlicerCloudError(
+            f"{path.name} is not a readable {fmt} image: its header or pixel data is damaged.", status=400, detail=repr(error)
+        ) from error
     raise SlicerCloudError(
         f"{path.name}: unknown image format; use one of {', '.join(SUFFIXES)}.", status=415
     )

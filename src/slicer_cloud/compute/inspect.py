@@ -80,6 +80,12 @@ def _check_table(path: Path) -> dict[str, Any]:
     return {"dimensions": [max((len(r) for r in rows), default=0), len(text.splitlines())], "scalar_type": None}
 
 
+def _is_dicom(file: Path) -> bool:
+    from slicer_cloud.core.images import DICOM_SUFFIXES, is_dicom_file
+
+    return file.name.lower().endswith(DICOM_SUFFIXES) or is_dicom_file(file)
+
+
 def describe_file(path: str, kind: str | None, is_image: bool = False, limits: dict | None = None) -> dict[str, Any]:
     """What the index records about a file: kind, geometry (images), size, sha256.
 
@@ -89,6 +95,17 @@ def describe_file(path: str, kind: str | None, is_image: bool = False, limits: d
     file = Path(path)
     limit = Limits(**limits) if limits else Limits()
     guessed = kind_from_name(file.name)
+    if guessed is None and kind in (None, "volume", "segmentation") and _is_dicom(file):
+        # Checked like everywhere else, so a damaged file is refused with its reason; a sound
+        # one is a single slice, and series come in as folders (they are read into NRRD).
+        from slicer_cloud.core.images import inspect_image
+
+        inspect_image(file, limit)
+        raise SlicerCloudError(
+            f"{file.name} is a single DICOM file; register the folder that holds its series instead "
+            '(JSON {"path": "folder"}), which reads the series into one volume.',
+            status=415,
+        )
     if kind is None:
         if guessed is None:
             raise SlicerCloudError(

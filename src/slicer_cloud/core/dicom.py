@@ -9,6 +9,7 @@ fails carries the reason in :attr:`DicomSeries.problem`, which :func:`read_serie
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -17,8 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from slicer_cloud.config import Limits
-from slicer_cloud.core.images import ImageInfo, check_voxels
+from slicer_cloud.core.images import ImageInfo, check_voxels, is_dicom_file
 from slicer_cloud.errors import SlicerCloudError
+
+log = logging.getLogger(__name__)
 
 Vector3 = tuple[float, float, float]
 Matrix3 = tuple[Vector3, Vector3, Vector3]
@@ -29,8 +32,12 @@ _TAGS = [
     "PixelSpacing", "ImagerPixelSpacing", "SliceThickness", "SpacingBetweenSlices",
     "ImagePositionPatient", "ImageOrientationPatient", "NumberOfFrames", "SamplesPerPixel",
     "BitsAllocated", "BitsStored", "PixelRepresentation", "RescaleSlope", "RescaleIntercept",
-    "InstanceNumber", "PhotometricInterpretation",
+    "InstanceNumber", "PhotometricInterpretation", "BitsAllocated", "PixelData",
 ]
+#: PixelData is listed so that its length is known; values longer than this are never read.
+_DEFER_BYTES = 1024
+_PIXEL_DATA = 0x7FE00010
+_UNDEFINED_LENGTH = 0xFFFFFFFF
 _ORIENTATION_TOLERANCE = 1e-3
 _DUPLICATE_TOLERANCE_MM = 1e-3
 _GAP_FACTOR = 1.5
@@ -101,6 +108,22 @@ class _Header:
     intercept: float
     instance: int
     transfer_syntax: str
+    bits_allocated: int = 16
+    #: bytes of the PixelData element; None without one, -1 for undefined length (encapsulated)
+    pixel_bytes: int | None = -1
+
+    def pixel_shortfall(self) -> tuple[int, int] | None:
+        """(declared, held) bytes when native pixel data is shorter than the header declares."""
+        if self.pixel_bytes is None:
+            return (self.declared_pixel_bytes(), 0)
+        if self.pixel_bytes < 0:
+            return None  # encapsulated (compressed) fragments: the decoder checks them
+        declared = self.declared_pixel_bytes()
+        return (declared, self.pixel_bytes) if self.pixel_bytes < declared else None
+
+    def declared_pixel_bytes(self) -> int:
+        bits = self.rows * self.columns * max(self.samples, 1) * max(self.frames, 1) * max(self.bits_allocated, 1)
+        return (bits + 7) // 8
 
 
 def _floats(value, count: int) -> np.ndarray | None:
@@ -119,20 +142,58 @@ def _number(value, default: float) -> float:
     return number if np.isfinite(number) else default
 
 
+def damaged(path: Path, what: str, exc: BaseException | None = None) -> SlicerCloudError:
+    """The refusal of a DICOM file that is damaged (or made to attack readers); the exception
+    goes to the log only."""
+    if exc is not None:
+        log.info("DICOM file %s: %s: %r", path, what, exc)
+    return SlicerCloudError(f"{path.name} is a damaged DICOM file: {what}", detail=repr(exc) if exc else None)
+
+
 def _read_header(path: Path) -> _Header | None:
-    """The header of one file, or None for anything that is not a DICOM image."""
+    """The header of one file, or None for anything that is not a DICOM image.
+
+    Raises for a file that claims to be DICOM but whose header cannot be read safely.
+    """
     import pydicom
     from pydicom.errors import InvalidDicomError
 
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=_TAGS)
+        ds = pydicom.dcmread(path, specific_tags=_TAGS, defer_size=_DEFER_BYTES)
+    except RecursionError as exc:
+        # pydicom parses nested sequences recursively; a few hundred levels exhaust the stack.
+        raise damaged(path, "its header nests data sequences hundreds of levels deep, which no scanner "
+                      "writes, so it is not read.", exc) from None
     except (InvalidDicomError, OSError, ValueError, EOFError, KeyError, TypeError, AttributeError):
         return None
-    return _header_from_dataset(ds, path)
+    except Exception as exc:  # anything else pydicom raises on hostile bytes
+        if is_dicom_file(path):
+            raise damaged(path, "its header cannot be read.", exc) from None
+        return None
+    return _header_from_dataset(ds, path, pixel_bytes=_pixel_data_length(ds))
 
 
-def _header_from_dataset(ds, path: Path) -> _Header | None:
-    """The header fields of a dataset (from a file, or a DICOMweb server's metadata), or None."""
+def _pixel_data_length(ds) -> int | None:
+    """Bytes of a file's PixelData element (never read: its length is in the header); None
+    without one, -1 for undefined length (encapsulated fragments)."""
+    try:
+        element = ds.get_item(_PIXEL_DATA, keep_deferred=True)
+    except (KeyError, ValueError, TypeError):
+        element = None
+    if element is None:
+        return None
+    length = getattr(element, "length", None)
+    if length is None:  # read already (short values are not deferred)
+        value = element.value
+        length = len(value) if value is not None else 0
+    return -1 if length == _UNDEFINED_LENGTH else int(length)
+
+
+def _header_from_dataset(ds, path: Path, *, pixel_bytes: int | None = -1) -> _Header | None:
+    """The header fields of a dataset (from a file, or a DICOMweb server's metadata), or None.
+
+    ``pixel_bytes``: the length of the file's pixel data; -1 (metadata: no pixels yet) skips the check.
+    """
     try:
         rows, columns = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
     except (TypeError, ValueError):
@@ -165,6 +226,8 @@ def _header_from_dataset(ds, path: Path) -> _Header | None:
         intercept=_number(ds.get("RescaleIntercept", 0), 0.0),
         instance=int(_number(ds.get("InstanceNumber", 0), 0.0)),
         transfer_syntax=str(getattr(meta, "TransferSyntaxUID", "") or "") if meta is not None else "",
+        bits_allocated=int(_number(ds.get("BitsAllocated", 16), 16.0)),
+        pixel_bytes=pixel_bytes,
     )
 
 
@@ -248,6 +311,15 @@ def _transfer_syntax_problem(uid: str) -> str | None:
     return None
 
 
+def _is_compressed(uid: str) -> bool:
+    if not uid:
+        return False
+    from pydicom.uid import UID
+
+    syntax = UID(uid)
+    return syntax.is_transfer_syntax and syntax.is_compressed
+
+
 def _make_series(uid: str, headers: list[_Header]) -> DicomSeries:
     first = headers[0]
     description = first.description
@@ -295,6 +367,15 @@ def _make_series(uid: str, headers: list[_Header]) -> DicomSeries:
         reason = _transfer_syntax_problem(syntax)
         if reason:
             return finish(by_instance, f"{label} cannot be opened: {reason}", thickness, default_normal)
+    for h in by_instance:
+        shortfall = h.pixel_shortfall()
+        if shortfall is not None and not _is_compressed(h.transfer_syntax):
+            declared, held = shortfall
+            what = ("holds no pixel data" if h.pixel_bytes is None else f"is truncated: its header declares "
+                    f"{h.columns}x{h.rows} pixels of {h.bits_allocated} bits ({declared:,} bytes) but the file holds "
+                    f"only {held:,} bytes of pixel data")
+            return finish(by_instance, f"{label} cannot be opened: {h.path.name} {what}. It was probably cut short "
+                          "while copying; nothing of it is shown.", thickness, default_normal)
     if len({(h.rows, h.columns) for h in headers}) > 1:
         sizes = sorted({f"{h.columns}x{h.rows}" for h in headers})
         return finish(by_instance, f"{label} mixes images of different sizes ({', '.join(sizes)}), so it is not "
@@ -364,9 +445,14 @@ def read_series(series: DicomSeries, limits: Limits | None = None) -> tuple[np.n
         try:
             ds = pydicom.dcmread(path)
             pixels = ds.pixel_array
+        except RecursionError as exc:
+            raise damaged(path, "its header nests data sequences hundreds of levels deep, which no scanner "
+                          "writes, so it is not read.", exc) from None
         except Exception as exc:  # pydicom raises many types for bad or unsupported pixel data
+            log.info("DICOM file %s: pixel data cannot be decoded: %r", path, exc)
             raise SlicerCloudError(
-                f"Slice {k + 1} of {name} ({path.name}) cannot be decoded: {_short(exc)}", detail=repr(exc)
+                f"Slice {k + 1} of {name} ({path.name}) cannot be decoded: its pixel data is damaged or in an "
+                "encoding this installation cannot read.", detail=repr(exc)
             ) from None
         if pixels.shape != (series.rows, series.columns):
             raise SlicerCloudError(
@@ -394,11 +480,6 @@ def read_series(series: DicomSeries, limits: Limits | None = None) -> tuple[np.n
     )
 
 
-def _short(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:200]
-
-
 # --------------------------------------------------------------------------------------------
 # used by images.inspect_image
 
@@ -418,12 +499,17 @@ def inspect_folder(folder: Path, limits: Limits) -> ImageInfo:
     return _checked_info(series[0], limits)
 
 
-def inspect_file(path: Path, limits: Limits) -> ImageInfo:
-    """A single DICOM file, as a one-slice image."""
+def file_series(path: Path) -> DicomSeries:
+    """A single DICOM file as a one-slice series (its problem set when it cannot be opened)."""
     series = _group([path])
     if not series:
         raise SlicerCloudError(f"{path.name} is not a DICOM image Slicer can open.")
-    return _checked_info(series[0], limits)
+    return series[0]
+
+
+def inspect_file(path: Path, limits: Limits) -> ImageInfo:
+    """A single DICOM file, as a one-slice image."""
+    return _checked_info(file_series(path), limits)
 
 
 def _checked_info(series: DicomSeries, limits: Limits) -> ImageInfo:

@@ -12,6 +12,7 @@ NIfTI and MetaImage are read here.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import struct
@@ -24,6 +25,8 @@ import numpy as np
 
 from slicer_cloud.config import Limits
 from slicer_cloud.errors import SlicerCloudError
+
+log = logging.getLogger(__name__)
 
 Vector3 = tuple[float, float, float]
 Matrix3 = tuple[Vector3, Vector3, Vector3]
@@ -322,6 +325,15 @@ def inspect_image(path: Path, limits: Limits | None = None, *, check_data: bool 
             return dicom.inspect_file(path, limits)
     except OSError as exc:
         raise SlicerCloudError(f"{path.name} could not be read ({exc.strerror}).", detail=str(exc)) from None
+    except SlicerCloudError:
+        raise
+    except (ArithmeticError, ValueError, TypeError, IndexError, KeyError, struct.error, zlib.error, RecursionError,
+            UnicodeError) as exc:
+        # A header this reader did not foresee: refuse it in words, keep the exception for the log.
+        log.warning("unforeseen header of %s: %r", path, exc)
+        raise SlicerCloudError(
+            f"{path.name} is damaged: its header holds values that make no sense, so it is not opened.", detail=repr(exc)
+        ) from None
     raise not_an_image(
         path, "slicer-cloud opens NRRD (.nrrd, .nhdr), NIfTI (.nii, .nii.gz), MetaImage (.mha, .mhd) and DICOM."
     )
@@ -471,7 +483,10 @@ def inspect_nifti(path: Path, limits: Limits, *, check_data: bool = True) -> Ima
         raise SlicerCloudError(
             f"{name} is a NIfTI-2 file, which Slicer cannot open; save it as NIfTI-1 (.nii or .nii.gz)."
         )
-    vox_offset = int(field["vox_offset"][0])
+    raw_offset = float(field["vox_offset"][0])
+    if not np.isfinite(raw_offset) or raw_offset < header_size or raw_offset > 2**40:
+        raise SlicerCloudError(f"{name} has an invalid data offset (vox_offset {field['vox_offset'][0]}).")
+    vox_offset = int(raw_offset)
     if vox_offset < header_size or vox_offset > 2**40:
         raise SlicerCloudError(f"{name} has an invalid data offset (vox_offset {field['vox_offset'][0]}).")
     info = ImageInfo(

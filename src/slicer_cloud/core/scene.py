@@ -64,6 +64,12 @@ def load_volume(
     if path.is_dir():
         return _load_dicom(app, path, limits, series_uid=series_uid, name=name)
     info = images.inspect_image(path, limits)
+    if info.format == "dicom":
+        # One reader for DICOM pixels everywhere (pydicom, with its checks), never Slicer's: a
+        # file whose pixel data is short must be refused, not shown as whatever memory follows.
+        array, info = dicom.read_series(dicom.file_series(path), limits)
+        node = volume_from_array(app, array, info, name=name or path.name)
+        return LoadedVolume(node=node, info=info)
     before = set(_volume_node_ids(app))
     nodes = app.io_manager.load_volumes([str(path)])
     nodes = [n for n in nodes if n is not None and n.GetID() not in before]

@@ -173,9 +173,9 @@ class ViewerApp(TrameApp):
         except SlicerCloudError as error:
             log.info("could not open %s: %s", label, error.message)
             self.notify(error.message, "error")
-        except Exception as error:  # a Slicer/VTK failure we did not foresee: say so, keep serving
+        except Exception:  # a Slicer/VTK failure we did not foresee: say so (details to the log), keep serving
             log.error("unexpected failure opening %s\n%s", label, traceback.format_exc())
-            self.notify(f"Could not open {label}: {error}", "error")
+            self.notify(f"Could not open {label}: the file could not be read (the reason is in the server's log).", "error")
         finally:
             with self.state:
                 self.state.sc_busy = ""
