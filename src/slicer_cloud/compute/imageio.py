@@ -71,10 +71,10 @@ def read_volume(path: Path, limits: Limits | None = None) -> Volume:
     path = Path(path)
     fmt = image_format(path)
     limits = limits or Limits()
-    if fmt is not None:
-        # The same header checks (and so the same verdict and message) as every other entry point.
-        from slicer_cloud.core.images import inspect_image
+    from slicer_cloud.core.images import DICOM_SUFFIXES, inspect_image, is_dicom_file
 
+    if fmt is not None or path.name.lower().endswith(DICOM_SUFFIXES) or is_dicom_file(path):
+        # The same header checks (and so the same verdict and message) as every other entry point.
         inspect_image(path, limits)
     try:
         if fmt == "nrrd":

@@ -133,15 +133,16 @@ def describe_file(path: str, kind: str | None, is_image: bool = False, limits: d
 
 def import_dicom(folder: str, target: str, series_uid: str | None = None, limits: dict | None = None) -> dict[str, Any]:
     """Read one DICOM series of ``folder`` and write it to ``target`` (NRRD); its metadata."""
-    from slicer_cloud.core.dicom import find_series, read_series
+    from slicer_cloud.core.dicom import choose_series, find_series, read_series
     from slicer_cloud.core.nrrd_io import write_nrrd
 
     limit = Limits(**limits) if limits else Limits()
-    series = [s for s in find_series(Path(folder), limit) if s.problem is None or s.uid == series_uid]
-    if series_uid:
-        series = [s for s in series if s.uid == series_uid]
-        if not series:
-            raise SlicerCloudError(f"No DICOM series {series_uid} in {Path(folder).name}.", status=404)
+    found = find_series(Path(folder), limit)
+    if series_uid or len(found) <= 1:
+        # the same verdicts (and words) as inspect and the viewer; a problem is raised when read
+        series = [choose_series(Path(folder), limit, series_uid)]
+    else:
+        series = [s for s in found if s.problem is None]  # several: the readable ones count
     if not series:
         raise SlicerCloudError(f"{Path(folder).name} holds no DICOM image series that can be read.", status=400)
     if len(series) > 1:

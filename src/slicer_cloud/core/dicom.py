@@ -323,7 +323,9 @@ def _is_compressed(uid: str) -> bool:
 def _make_series(uid: str, headers: list[_Header]) -> DicomSeries:
     first = headers[0]
     description = first.description
-    label = f"The DICOM series {description!r}" if description else "The DICOM series"
+    # named with its folder too: a refusal says which files it is about
+    folder = Path(os.path.commonpath([str(h.path.parent) for h in headers])).name or "/"
+    label = f"The DICOM series {description!r} in {folder}" if description else f"The DICOM series in {folder}"
 
     def finish(sorted_headers: list[_Header], problem: str | None, spacing_k: float, normal: np.ndarray) -> DicomSeries:
         head = sorted_headers[0]
@@ -484,11 +486,17 @@ def read_series(series: DicomSeries, limits: Limits | None = None) -> tuple[np.n
 # used by images.inspect_image
 
 
-def inspect_folder(folder: Path, limits: Limits) -> ImageInfo:
-    """The image in a folder holding one DICOM series; a 400 listing the series when there are several."""
+def choose_series(folder: Path, limits: Limits, series_uid: str | None = None) -> DicomSeries:
+    """The series of ``folder`` to open: the one named, or the only one (a 400 listing them when
+    there are several). Does not check the series' problem; :meth:`DicomSeries.info` raises it."""
     series = find_series(folder, limits)
     if not series:
         raise SlicerCloudError(f"The folder {folder.name} holds no DICOM images Slicer can open.")
+    if series_uid is not None:
+        chosen = next((s for s in series if s.uid == series_uid), None)
+        if chosen is None:
+            raise SlicerCloudError(f"No series {series_uid} in {folder.name}.", status=404)
+        return chosen
     if len(series) > 1:
         listing = "; ".join(s.label for s in series[:10])
         more = f" and {len(series) - 10} more" if len(series) > 10 else ""
@@ -496,7 +504,12 @@ def inspect_folder(folder: Path, limits: Limits) -> ImageInfo:
             f"The folder {folder.name} holds {len(series)} DICOM series; pick one: {listing}{more}.",
             detail=", ".join(s.uid for s in series),
         )
-    return _checked_info(series[0], limits)
+    return series[0]
+
+
+def inspect_folder(folder: Path, limits: Limits) -> ImageInfo:
+    """The image in a folder holding one DICOM series; a 400 listing the series when there are several."""
+    return _checked_info(choose_series(folder, limits), limits)
 
 
 def file_series(path: Path) -> DicomSeries:

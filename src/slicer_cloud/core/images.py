@@ -267,7 +267,9 @@ def check_compressed(name: str, data_path: Path, offset: int, expected: int, lim
                 # never more output per call than one chunk past what the header promises
                 out = inflater.decompress(pending, _CHUNK)
             except zlib.error as exc:
-                raise SlicerCloudError(f"{name} has corrupt compressed pixel data ({exc}).") from None
+                raise SlicerCloudError(
+                    f"{name} has corrupt compressed pixel data: it does not decompress.", detail=str(exc)
+                ) from None
             pending = inflater.unconsumed_tail
             produced += len(out)
             if produced > expected:
@@ -388,7 +390,7 @@ def _read_head(path: Path, size: int, gzipped: bool) -> bytes:
                 while inflater.unconsumed_tail and len(out) < size:
                     out += inflater.decompress(inflater.unconsumed_tail, size - len(out))
             except zlib.error as exc:
-                raise SlicerCloudError(f"{path.name} is not a valid gzip file ({exc}).") from None
+                raise SlicerCloudError(f"{path.name} is not a valid gzip file: it does not decompress.", detail=str(exc)) from None
             if inflater.eof:
                 break
         return out

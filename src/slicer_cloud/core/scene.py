@@ -87,15 +87,7 @@ def _volume_node_ids(app: SlicerApp) -> list[str]:
 
 
 def _load_dicom(app: SlicerApp, folder: Path, limits: Limits, *, series_uid: str | None, name: str | None) -> LoadedVolume:
-    all_series = dicom.find_series(folder, limits)
-    if not all_series:
-        raise SlicerCloudError(f"The folder {folder.name} holds no DICOM image series.", status=400)
-    if series_uid is None and len(all_series) > 1:
-        listing = "; ".join(f"{s.description or s.uid} ({len(s.files)} files)" for s in all_series)
-        raise SlicerCloudError(f"The folder {folder.name} holds {len(all_series)} series; pick one: {listing}.", status=400)
-    chosen = all_series[0] if series_uid is None else next((s for s in all_series if s.uid == series_uid), None)
-    if chosen is None:
-        raise SlicerCloudError(f"No series {series_uid} in {folder.name}.", status=404)
+    chosen = dicom.choose_series(folder, limits, series_uid)  # the same verdicts as inspect_image
     array, info = dicom.read_series(chosen, limits)
     node = volume_from_array(app, array, info, name=name or chosen.description or folder.name)
     return LoadedVolume(node=node, info=info)
