@@ -51,6 +51,14 @@ def data_folder(serverapp: Any) -> Path:
     return Path(os.environ.get("SLICER_CLOUD_DATA_DIR") or serverapp.root_dir).resolve()
 
 
+class PortalSlash(JupyterHandler):
+    """``slicer`` -> ``slicer/``, for logged-in users only (like every route of the portal)."""
+
+    @web.authenticated
+    def get(self) -> None:
+        self.redirect(url_path_join(self.base_url, "slicer/"))
+
+
 class PortalPage(JupyterHandler):
     @web.authenticated
     def get(self) -> None:
@@ -101,6 +109,19 @@ class PortalFiles(APIHandler):
         self.finish({"root": str(self.root), "files": files, "truncated": len(files) >= MAX_LISTED})
 
 
+def portal_handlers(base: str, root: Path) -> list[tuple]:
+    """The portal's routes (the route table the no-unauthenticated-route test walks)."""
+    return [
+        (url_path_join(base, "slicer"), PortalSlash),
+        (url_path_join(base, "slicer/"), PortalPage),
+        (url_path_join(base, r"slicer/static/([a-z.-]+)"), PortalStatic),
+        (url_path_join(base, "slicer/files"), PortalFiles, {"root": root}),
+        (url_path_join(base, r"slicer/docs/(img/)?([a-z0-9-]+)\.(?:md|png)"), DocsPage),
+        (url_path_join(base, "slicer/running"), RunningList),
+        (url_path_join(base, r"slicer/running/([a-z-]+)/stop"), RunningStop),
+    ]
+
+
 def setup_portal(serverapp: Any) -> None:
     """Add the portal's routes (once, whichever of the two ways below calls first)."""
     settings = serverapp.web_app.settings
@@ -112,18 +133,7 @@ def setup_portal(serverapp: Any) -> None:
     # The proxied services are started by this process: they inherit the data folder from here.
     os.environ.setdefault("SLICER_CLOUD_DATA_DIR", str(root))
     base = serverapp.web_app.settings["base_url"]
-    serverapp.web_app.add_handlers(
-        ".*$",
-        [
-            (url_path_join(base, "slicer"), web.RedirectHandler, {"url": url_path_join(base, "slicer/")}),
-            (url_path_join(base, "slicer/"), PortalPage),
-            (url_path_join(base, r"slicer/static/([a-z.-]+)"), PortalStatic),
-            (url_path_join(base, "slicer/files"), PortalFiles, {"root": root}),
-            (url_path_join(base, r"slicer/docs/(img/)?([a-z0-9-]+)\.(?:md|png)"), DocsPage),
-            (url_path_join(base, "slicer/running"), RunningList),
-            (url_path_join(base, r"slicer/running/([a-z-]+)/stop"), RunningStop),
-        ],
-    )
+    serverapp.web_app.add_handlers(".*$", portal_handlers(base, root))
     serverapp.log.info("slicer-cloud portal at %sslicer/ (data folder %s)", base, root)
 
 
