@@ -324,8 +324,8 @@ def _make_series(uid: str, headers: list[_Header]) -> DicomSeries:
     first = headers[0]
     description = first.description
     # named with its folder too: a refusal says which files it is about
-    folder = Path(os.path.commonpath([str(h.path.parent) for h in headers])).name or "/"
-    label = f"The DICOM series {description!r} in {folder}" if description else f"The DICOM series in {folder}"
+    folder = Path(os.path.commonpath([str(h.path.parent) for h in headers])).name  # none for DICOMweb metadata
+    label = (f"The DICOM series {description!r}" if description else "The DICOM series") + (f" in {folder}" if folder else "")
 
     def finish(sorted_headers: list[_Header], problem: str | None, spacing_k: float, normal: np.ndarray) -> DicomSeries:
         head = sorted_headers[0]
