@@ -651,6 +651,25 @@ def _nifti_inf_srow(dir_: Path) -> Path:
     return _nifti(dir_ / "inf_srow.nii", nifti_bytes(small_array(), sform=(1, srow)))
 
 
+def _fuzz_finds():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("slicer_cloud_fuzz_finds", Path(__file__).parent / "fuzz_finds.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _fuzz_find(name: str) -> Callable[[Path], Path]:
+    def build(dir_: Path) -> Path:
+        finds = _fuzz_finds()
+        path = dir_ / finds.FINDS[name][0]
+        path.write_bytes(finds.find_bytes(name))
+        return path
+
+    return build
+
+
 CASES: list[Case] = [
     Case("text_file", _text_file, 400, "is not an image Slicer can open"),
     Case("nrrd_not_nrrd", _fake_nrrd, 400, "does not start with an NRRD header"),
@@ -726,6 +745,8 @@ CASES: list[Case] = [
     Case("nifti_nan_vox_offset", _nifti_nan_vox_offset, 400, "invalid data offset"),
     Case("nifti_nan_quatern", _nifti_nan_quatern, 400, "non-finite orientation"),
     Case("nifti_inf_srow", _nifti_inf_srow, 400, "orientation"),
+    # found by the header fuzzer (tests/corpus/fuzz_finds.py)
+    Case("fuzz_dicom_wrong_value_length", _fuzz_find("fuzz_dicom_wrong_value_length"), 400, "wrong length or type"),
 ]
 
 

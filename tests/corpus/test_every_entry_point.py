@@ -243,7 +243,7 @@ def test_viewer_upload(browser, viewer, data):
     root, built = data
     page = browser.new_page()
     try:
-        page.goto(viewer.url)
+        page.goto(viewer.url, timeout=180_000)  # a session process starts first
         page.locator("#sc-upload-input").wait_for(state="attached", timeout=120_000)
         for case in CASES:
             target = built[case.name]
@@ -269,7 +269,7 @@ def test_viewer_open_links(browser, viewer, data):
         relative = str(target.relative_to(root))
         page = browser.new_page()
         try:
-            page.goto(f"{viewer.url}&open={relative}")
+            page.goto(f"{viewer.url}&open={relative}", timeout=180_000)  # a session process starts first
             text = _message(page)
         finally:
             page.close()

@@ -238,11 +238,12 @@ def test_desktop_routes(tmp_path):
         await site.start()
         port = runner.addresses[0][1]
         try:
+            # _walk runs its own loops (in threads of their own): keep this one serving meanwhile
             return await asyncio.to_thread(_walk, "desktop", f"http://127.0.0.1:{port}", routes)
         finally:
             await runner.cleanup()
 
-    assert asyncio.run(serve_and_walk()) == []
+    assert run_async(serve_and_walk()) == []  # in a thread: Playwright may hold this one's loop
 
 
 # --------------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from slicer_cloud import __version__
 from slicer_cloud.compute import inspect as worker_tasks
 from slicer_cloud.compute.auth import TokenMiddleware
 from slicer_cloud.compute.jobs.spec import FINAL_STATES
-from slicer_cloud.compute.schemas import Health, ItemOut, ItemPage, JobOut, JobPage, JobRequest, ModuleOut, ModuleSummary, PathRequest, ServiceInfo
+from slicer_cloud.compute.schemas import ERROR_RESPONSES, MAX_OFFSET, Health, ItemOut, ItemPage, JobOut, JobPage, JobRequest, ModuleOut, ModuleSummary, PathRequest, ServiceInfo
 from slicer_cloud.compute.service import ComputeService
 from slicer_cloud.compute.settings import ComputeSettings
 from slicer_cloud.compute.upload import SMALL_BODY_BYTES, read_small_body, upload_body_limit
@@ -84,6 +84,7 @@ def create_app(settings: ComputeSettings, token: str, limits: Limits | None = No
         docs_url=None,
         redoc_url=None,
         dependencies=[Security(bearer)],  # shows the lock in /docs; the middleware enforces it
+        responses=ERROR_RESPONSES,  # documented, so that clients (and schema checks) expect them
     )
     app.add_middleware(TokenMiddleware, token=token, port=settings.port, session_ttl_s=settings.session_cookie_ttl_s)
 
@@ -180,7 +181,7 @@ def create_app(settings: ComputeSettings, token: str, limits: Limits | None = No
     def list_items(
         request: Request,
         kind: Literal["volume", "segmentation", "model", "table", "file"] | None = None,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     ) -> dict[str, Any]:
         service = _svc(request)
@@ -301,7 +302,7 @@ def create_app(settings: ComputeSettings, token: str, limits: Limits | None = No
         request: Request,
         state: Literal["queued", "running", "succeeded", "failed", "cancelled", "interrupted"] | None = None,
         module: str | None = None,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     ) -> dict[str, Any]:
         service = _svc(request)

@@ -6,6 +6,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+#: listings page with SQLite's 64-bit OFFSET: a bigger number is refused as invalid, not a 500
+MAX_OFFSET = 2**62
+
 
 class ItemOut(BaseModel):
     id: str
@@ -115,3 +118,26 @@ class Health(BaseModel):
 class ServiceInfo(BaseModel):
     version: str
     engine: dict[str, Any]
+
+
+class ErrorOut(BaseModel):
+    """Every refusal: a sentence for the user (FastAPI's own request validation gives a list)."""
+
+    detail: str | list[dict[str, Any]]
+
+
+#: what any route may answer besides its success (the token check, limits, missing things, ...)
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorOut, "description": text}
+    for code, text in {
+        400: "The request or the file in it is malformed.",
+        401: "No token, or the wrong one.",
+        403: "Refused: a path outside the data folder, or a cross-site request.",
+        404: "No such item, job or module.",
+        409: "Conflicts with the current state.",
+        413: "Over a size limit.",
+        415: "A file type that this route does not take.",
+        422: "A parameter is not valid.",
+        503: "Busy or shutting down; try again.",
+    }.items()
+}

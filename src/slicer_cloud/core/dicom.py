@@ -170,7 +170,17 @@ def _read_header(path: Path) -> _Header | None:
         if is_dicom_file(path):
             raise damaged(path, "its header cannot be read.", exc) from None
         return None
-    return _header_from_dataset(ds, path, pixel_bytes=_pixel_data_length(ds))
+    try:
+        # pydicom converts values when they are first read: a value of the wrong length or
+        # type raises here, not in dcmread
+        return _header_from_dataset(ds, path, pixel_bytes=_pixel_data_length(ds))
+    except RecursionError as exc:
+        raise damaged(path, "its header nests data sequences hundreds of levels deep, which no scanner "
+                      "writes, so it is not read.", exc) from None
+    except Exception as exc:
+        if is_dicom_file(path):
+            raise damaged(path, "its header holds values of the wrong length or type.", exc) from None
+        return None
 
 
 def _pixel_data_length(ds) -> int | None:
