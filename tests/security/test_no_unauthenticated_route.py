@@ -197,21 +197,32 @@ def api(tmp_path_factory):
 
 
 def test_compute_api_routes(api, tmp_path):
-    from starlette.routing import Mount
-
     from slicer_cloud.compute.api import create_app
     from slicer_cloud.compute.settings import ComputeSettings
 
     app = create_app(ComputeSettings(data_dir=tmp_path), TOKEN)  # the table only: never started
-    routes = []
-    for route in app.routes:
-        if isinstance(route, Mount):
-            routes.append(("GET", _fill(route.path) + "/x"))
-            continue
-        for method in sorted(getattr(route, "methods", None) or {"GET"}):
-            routes.append((method, _fill(route.path)))
+    routes = _starlette_routes(app.routes)
     assert ("POST", "/api/jobs") in routes
+    assert any(path.startswith("/api/dicomweb/") for _, path in routes)  # included routers are walked too
     assert _walk("compute API", api.base, routes) == []
+
+
+def _starlette_routes(routes, prefix: str = "") -> list[tuple[str, str]]:
+    """(method, path) of every route, mounts and included routers opened up."""
+    from starlette.routing import Mount
+
+    found = []
+    for route in routes:
+        if isinstance(route, Mount):
+            found.append(("GET", prefix + _fill(route.path) + "/x"))
+        elif hasattr(route, "path"):
+            for method in sorted(getattr(route, "methods", None) or {"GET"}):
+                found.append((method, prefix + _fill(route.path)))
+        elif hasattr(route, "original_router"):  # FastAPI's include_router
+            found += _starlette_routes(route.original_router.routes, prefix + route.include_context.prefix)
+        else:
+            raise AssertionError(f"a route of an unknown kind: {route!r}")
+    return found
 
 
 # --------------------------------------------------------------------------------------------
