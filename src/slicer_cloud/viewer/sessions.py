@@ -238,7 +238,8 @@ class SessionManager:
 
     def _busy(self) -> SlicerCloudError:
         return SlicerCloudError(
-            f"All {self.settings.max_sessions} viewer sessions are in use; close a tab or try again in a moment.",
+            f"All viewer sessions are in use ({self.settings.max_sessions} of {self.settings.max_sessions}); "
+            "close a tab or try again in a moment.",
             status=503,
             retry_after_s=self.settings.busy_retry_after_s,
         )
