@@ -56,26 +56,21 @@ def _message_contains(page, text: str) -> None:
     )
 
 
-def test_the_upload_trigger_only_touches_staged_files(browser, viewer, folders):
+def test_triggers_and_state_from_the_page_never_name_files_outside_the_resolver(browser, viewer, folders):
     data, outside = folders
-    context, page = _open(browser, viewer.url)
+    context, page = _open(browser, viewer.url + "&open=study")
     try:
+        # 1. the upload trigger with names that are not staged uploads: refused, nothing removed
         for name in ("keep.nrrd", "../outside/secret.txt", "study"):
             page.evaluate("(n) => window.trame.trigger('sc_open_upload', [n, 'x.nrrd'])", name)
             _message_contains(page, "was not stored")
         assert (data / "keep.nrrd").is_file()  # before: refused, then deleted as a "bad upload"
         assert (outside / "secret.txt").is_file()
         assert (data / "study").is_dir()
-    finally:
-        context.close()
 
-
-def test_the_series_picker_ignores_a_folder_written_by_the_page(browser, viewer, folders):
-    _, outside = folders
-    context, page = _open(browser, viewer.url + "&open=study")
-    try:
+        # 2. the page rewrites the series picker's folder, then picks a series: the server's
+        # own folder is used
         page.locator("#sc-series-picker").wait_for(timeout=90_000)
-        # the page rewrites the state it was given, then picks a series
         page.evaluate("(f) => { window.trame.state.set('sc_series_folder', f); }", str(outside / "private"))
         page.locator(".sc-series", has_text="Bone window").click()
         page.wait_for_function(
