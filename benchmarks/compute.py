@@ -171,6 +171,9 @@ def main() -> None:
         "limit and pipes as before); the rest is the job record, the output check in a worker, the item "
         "registration and the wait on the job's event stream. The fresh-interpreter rows are the old way.",
         markdown_table(["run", "time", "ratio"], over),
+        "With a load average far above the 2 cores, single timings carry seconds of noise (the ~1 s module "
+        "took several seconds in-process too, and the in-process call runs in the busy benchmark process); "
+        "the fixed cost the API adds per job is the small job's difference.",
         "Batch of 8 volumes (192x192x96 int16) through `gaussian_smoothing` (sigma 2 mm) with `slicer-cloud run`; "
         "each job is its own process. Dask times include starting its LocalCluster.",
         markdown_table(["engine", "1 worker", "2 workers", "speed-up"], batch),
