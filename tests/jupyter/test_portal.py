@@ -140,7 +140,7 @@ def test_what_runs_for_the_user_with_memory_and_cpu_and_a_stop_button(context, s
         " return r && r.dataset.running === 'true' && /1 tab\\b/.test(r.innerText); }",
         timeout=60_000,
     )
-    viewer_pids = launch_pids("viewer")
+    viewer_pids = launch_pids(served, "viewer")
     assert viewer_pids
 
     row.locator("button.stop").click()
@@ -148,25 +148,28 @@ def test_what_runs_for_the_user_with_memory_and_cpu_and_a_stop_button(context, s
         "() => document.querySelector(\"#running-rows tr[data-service='slicer-viewer']\").dataset.running === 'false'",
         timeout=60_000,
     )
-    assert not (launch_pids("viewer") & viewer_pids), "the viewer's process ended"
+    assert not (launch_pids(served, "viewer") & viewer_pids), "the viewer's process ended"
     assert row.locator("button.stop").count() == 0
     viewer.close()
     # The next visit starts a fresh viewer.
     again = context.request.get(served.root + "slicer-viewer/api/health", timeout=180_000)
     assert again.status == 200
-    assert launch_pids("viewer") - viewer_pids
+    assert launch_pids(served, "viewer") - viewer_pids
     page.close()
 
 
-def launch_pids(service: str) -> set[int]:
+def launch_pids(served: Served, service: str) -> set[int]:
+    """The service's launcher processes under this test's server (others may run on the machine)."""
+    import psutil
+
     found = set()
-    for proc in Path("/proc").glob("[0-9]*"):
+    for process in psutil.Process(served.service.process.pid).children(recursive=True):
         try:
-            argv = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
+            argv = process.cmdline()
+        except psutil.Error:
             continue
-        if b"slicer_cloud.jupyter.launch" in argv and service.encode() in argv:
-            found.add(int(proc.name))
+        if "slicer_cloud.jupyter.launch" in argv and service in argv:
+            found.add(process.pid)
     return found
 
 
