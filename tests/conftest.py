@@ -49,8 +49,31 @@ def browser():
 
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        _patient_navigation(chromium)
         yield chromium
         chromium.close()
+
+
+# Playwright gives a navigation 30 s by default; a page that starts a service (a viewer session,
+# a Voila kernel) can take longer on a busy 2-core machine. Explicit timeouts still apply.
+NAVIGATION_TIMEOUT_MS = 180_000
+
+
+def _patient_navigation(chromium) -> None:
+    """Every context and page made from this browser waits up to NAVIGATION_TIMEOUT_MS to load."""
+    new_context, new_page = chromium.new_context, chromium.new_page
+
+    def patient_context(*args, **kwargs):
+        context = new_context(*args, **kwargs)
+        context.set_default_navigation_timeout(NAVIGATION_TIMEOUT_MS)
+        return context
+
+    def patient_page(*args, **kwargs):
+        page = new_page(*args, **kwargs)
+        page.set_default_navigation_timeout(NAVIGATION_TIMEOUT_MS)
+        return page
+
+    chromium.new_context, chromium.new_page = patient_context, patient_page
 
 
 @dataclass

@@ -162,6 +162,9 @@ def test_the_secret_is_not_on_any_command_line_nor_in_the_log(served: Served):
 def portal(served: Served, browser):
     """A browser tab on the portal, logged in once with the token (then Jupyter's cookie)."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
+    # Voila executes a whole notebook before it answers, and the portal's first load starts
+    # Jupyter's extensions: on a busy 2-core machine either outlasts Playwright's 30 s default.
+    context.set_default_navigation_timeout(300_000)
     page = context.new_page()
     page.goto(served.root + f"slicer/?token={TOKEN}")
     page.wait_for_selector("body[data-ready=true]", timeout=180_000)
