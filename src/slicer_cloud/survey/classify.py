@@ -37,6 +37,18 @@ MAX_ANSWERS_COUNTED = 3
 # The asker's own words (title and question) must point to the approach: a topic where only the
 # answers suggest VNC or Docker is about something else.
 ASKER_MINIMUM = 1.0
+# Rules whose words have many everyday meanings on the forum ("server", "cloud", "notebook", "browser",
+# "JavaScript", a display error...). They add to an approach's score but do not, on their own, show
+# that the asker's problem is about using Slicer elsewhere: see ``_pointed``.
+GENERIC_RULES = frozenset({
+    "GUI of a remote machine", "remote session",
+    "server processing", "X server missing", "batch without GUI", "command-line processing", "REST control of Slicer",
+    "notebook",
+    "web application", "web browser", "web viewer project",
+})
+# Rules that match again the words of another rule ("Jupyter notebook" is Jupyter, notebook and Slicer
+# in a notebook): they never count as one more phrase of the asker's.
+ECHO_RULES = frozenset({"notebook", "Slicer in a notebook", "web browser"})
 
 
 @dataclass(frozen=True)
@@ -74,6 +86,11 @@ LOOKALIKES: tuple[tuple[str, re.Pattern[str], tuple[str, ...]], ...] = tuple(
         ("web page / website", "web", r"\bweb ?(?:page|site)s?\b|\bwebsite\b|\bweb links?\b|\bweblinks?\b"),
         ("cloud data store", "health,storage,bucket", r"\b(?:aws )?health ?(?:imaging|lake)\b|\bgoogle (?:cloud )?healthcare(?: api)?\b|\bcloud storage\b|\b(?:s3|gcs) buckets?\b|\bbuckets?\b"),
         ("building Slicer in Docker", "build,dockcross", r"\bdocker ?build\w*|\bbuild(?:ing)? environments?\b|\bdockcross\b|\bbuildenv\S*"),
+        # pip's output lists packages (jupyter-packaging, ipywidgets, docker...) a topic is not about.
+        ("package installer output", "requirement,collecting,site-packages,downloading,using cached,installed,warning",
+         r"(?m)^[ \t]*(?:requirement already satisfied|collecting|downloading|using cached|installing collected packages|successfully installed)\b[^\n]*"
+         r"|\S*site-packages\S*|\bwarning: the scripts? \S+(?: \S+)*? (?:is|are) installed in [^\n]*"),
+        ("extensions catalog", "webapp,extension", r"\bslicer-extensions-webapp\b|\bextensions?[- ](?:web ?app|catalog(?:ue)?|manager)\b"),
         ("Slicer's own browsers", "browser", r"\b(?:sequence|dicom|subject hierarchy|module|data|file|extensions?|slicer) browser\b"),
     )
 )
@@ -82,7 +99,8 @@ LOOKALIKES: tuple[tuple[str, re.Pattern[str], tuple[str, ...]], ...] = tuple(
 # anyone asking about them, so their scores count for less.
 NOTICE_TITLE = re.compile(
     r"project week|\bpw ?\d+\b|\bprep(?:aration)? meetings?\b|\bweekly (?:meeting|hangout)\b|\bhangout\b|\bmaintenance\b"
-    r"|\bdowntime\b|\bhackathon\b|\bcourse\b|\bworkshop\b|\bmeeting\b",
+    r"|\bdowntime\b|\bhackathon\b|\bcourse\b|\bworkshop\b|\bmeeting\b|\bwebinars?\b"
+    r"|\bjob\b|\bhiring\b|\bvacanc\w+|\bpostdoc\w*|\bposition\b|\bopportunit\w+",
     re.I,
 )
 NOTICE_FACTOR = 0.3
@@ -100,8 +118,8 @@ RULES: tuple[Rule, ...] = (
     _rule("remote_desktop", "virtual desktop / cloud workstation", 2.0, "virtual,cloud,browser",
           r"\bvirtual (?:desktop|workstation)s?\b|\bcloud (?:desktop|workstation)s?\b|\b(?:desktop|gui) (?:in|via|through|from) (?:a |the )?(?:web )?browser\b"),
     _rule("remote_desktop", "GUI of a remote machine", 1.5, "gui,graphical,display,screen,render,thin client",
-          r"\b(?:gui|graphical (?:interface|desktop)|display|screen)\b[^.\n]{0,60}\b(?:remote|server|cloud|vm|virtual machine|ec2|instance)\b"
-          r"|\brender(?:ing)? server\b|\bthin clients?\b"),
+          r"\b(?:gui|graphical (?:interface|desktop)|display|screen)\b[^.\n]{0,60}\b(?:remote|server|cloud|vm|virtual machine|ec2|instance)\b"),
+    _rule("remote_desktop", "rendering server / thin client", 1.5, "render,thin client", r"\brender(?:ing)? servers?\b|\bthin clients?\b"),
     _rule("remote_desktop", "remote desktop recipe link", 2.0, "docker,demand,idc", r"\bslicer ?dockers?\b|\bdocker ?slicer\b|\bslicer ?on ?demand\b|\bidc desktops?\b"),
     # --- headless compute node: no display, processing on a server, cluster or container ----------
     _rule("headless_compute_node", "virtual X server", 3.0, "xvfb,xdummy,dummy,virtual,fake",
@@ -113,7 +131,8 @@ RULES: tuple[Rule, ...] = (
     _rule("headless_compute_node", "continuous integration", 1.5, "ci,github action,gitlab,continuous,gha",
           r"\bci[/ -]?(?:pipeline|cd|server|runner|job)s?\b|\bgithub actions?\b|\bgitlab[- ]ci\b|\bcircleci\b|\bcontinuous integration\b|\bgha workflow\b"),
     _rule("headless_compute_node", "server processing", 1.5, "server,workstation,vm,virtual machine,instance,remote,apache,flask,fastapi",
-          r"\b(?:on|to|in) (?:a|the|our|my) (?:remote |linux |ubuntu |web |shared |headless |powerful |gpu |compute )*(?:server|workstation|vm|virtual machine|instance)\b|\bremote (?:server|machine|computer|host|node)s?\b|\bapache\w*\b|\bflask\b|\bfastapi\b"),
+          r"\b(?:on|to|in) (?:a|the|our|my) (?:linux |ubuntu |web |shared |headless |powerful |gpu |compute )*(?:server|workstation|vm|virtual machine|instance)\b|\bapache\w*\b|\bflask\b|\bfastapi\b"),
+    _rule("headless_compute_node", "remote machine", 1.5, "remote", r"\bremote (?:server|machine|computer|host|node)s?\b"),
     _rule("headless_compute_node", "cloud", 1.5, "aws,ec2,amazon,azure,gcp,google cloud,cloud,sagemaker", r"\b(?:aws|ec2|amazon web services|azure|gcp|google cloud|cloud (?:computing|instance|server|vm|provider|platform)|sagemaker)\b"),
     _rule("headless_compute_node", "X server missing", 1.0, "connect,display,protocol,platform plugin",
           r"cannot connect to x server|could not connect to (?:any )?(?:x )?display|can't open display|couldn't open display|cannot open display|no protocol specified|qt platform plugin|\$display\b|\bdisplay (?:variable|environment)\b"),
@@ -132,8 +151,13 @@ RULES: tuple[Rule, ...] = (
     # --- pure web: Slicer's functions in a web page ------------------------------------------------
     _rule("pure_web", "trame", 3.0, "trame", r"\btrame\w*|\bslicer ?trame\b"),
     _rule("pure_web", "vtk.js / WebAssembly / WebGL", 2.5, "vtk,assembly,wasm,webgl,emscripten,glance,three.js,niivue", r"\bvtk\.?js\b|\bvtkjs\b|\bweb ?assembly\b|\bwasm\b|\bwebgl\b|\bemscripten\b|\bparaview glance\b|\bthree\.js\b|\bniivue\b"),
+    # "Web application", "web interface", "web-based" also name the forum's own tools, dashboards and
+    # other products: generic. Next to Slicer, a viewer, rendering or images they are specific.
     _rule("pure_web", "web application", 2.5, "web,browser,slicer",
           r"\bweb[- ]?(?:app|apps|application|applications|viewer|viewers|version|interface|ui|client|frontend|front-end|platform|service|portal)\b|\bweb[- ]based\b|\bbrowser[- ]based\b|\bslicer (?:in|on) the web\b|\bto the web\b"),
+    _rule("pure_web", "Slicer's views in a web app", 1.0, "web,browser,footprint,html",
+          r"\bzero[- ]?footprint\b|\bhtml-?5 viewers?\b|\b(?:slicer|viewer|render\w*|3d|volumes?|segment\w*|mrml|dicom|images?|scenes?)\b[^.\n]{0,60}\b(?:web[- ]?(?:app|apps|application|applications|viewer|viewers|interface|client|frontend|front-end|platform|portal)|web[- ]based|browser[- ]based|web browsers?)\b"
+          r"|\b(?:web[- ]?(?:app|apps|application|applications|viewer|viewers|interface|client|frontend|front-end|platform|portal)|web[- ]based|browser[- ]based|web browsers?)\b[^.\n]{0,60}\b(?:slicer|viewer|render\w*|3d|volumes?|segment\w*|mrml|dicom|images?|scenes?)\b"),
     # A browser is named in many other contexts ("open this link in the browser"): it counts once, and
     # little on its own.
     _rule("pure_web", "web browser", 1.5, "browser", r"\bin (?:a|the|any|your|my) (?:web )?browsers?\b|\bweb ?browsers?\b|\bbrowsers?\b"),
@@ -257,15 +281,19 @@ class Classifier:
                     if needle in lowered and (needle, approach) not in seen:
                         seen.add((needle, approach))
                         scores[approach] += points * weight
-                        evidence.append(Evidence(approach, "link", "link", _short_url(url), points * weight))
+                        where = "question link" if index == 0 else "link"
+                        evidence.append(Evidence(approach, "link", where, _short_url(url), points * weight))
 
     def _decide(self, topic_id: int, scores: dict[str, float], evidence: list[Evidence], ignored: list[str]) -> Classification:
         ranked = sorted(scores.items(), key=lambda item: -item[1])
         asked = {a: sum(e.points for e in evidence if e.approach == a and e.where in ("title", "question")) for a in scores}
-        supported = [(a, score) for a, score in ranked if asked[a] >= ASKER_MINIMUM]
+        supported = [(a, score) for a, score in ranked if asked[a] >= ASKER_MINIMUM and _pointed(a, evidence)]
         if ranked[0][1] >= self.threshold and (not supported or supported[0][1] < self.threshold):
             best = ranked[0][0]
-            ignored.insert(0, f"only answers speak of {best} (the asker's words score {asked[best]:.2f} < {ASKER_MINIMUM})")
+            if asked[best] < ASKER_MINIMUM:
+                ignored.insert(0, f"only answers speak of {best} (the asker's words score {asked[best]:.2f} < {ASKER_MINIMUM})")
+            else:
+                ignored.insert(0, f"the asker only mentions {best} in passing (no title phrase, one specific phrase at most, unconfirmed by answers)")
         if supported and supported[0][1] >= self.threshold:
             best, best_score = supported[0]
             second_score = max((score for a, score in ranked if a != best), default=0.0)
@@ -276,6 +304,25 @@ class Classifier:
         top = supported[0][1] if supported else 0.0
         confidence = round(max(0.5, 1 - 0.5 * top / self.threshold), 2)
         return Classification(topic_id, NOT_REMOTE, confidence, scores, evidence, ignored)
+
+
+def _pointed(approach: str, evidence: list[Evidence]) -> bool:
+    """Whether the asker points to the approach, not just mentions a word of it in passing.
+
+    The asker's words (title and question) must hold a specific phrase of it, and more than that
+    one phrase: two specific ones, or one in a topic whose title names the approach, or one with two
+    more of the approach's phrases beside it, or one that an answer or an answer's link takes up. Generic words alone (a server, the cloud, a notebook, a
+    browser) and a single specific word in a question about something else do not: on the whole
+    forum those were most of the false remote calls (a Jupyter package in a pip log, a GitHub
+    action that checks a dashboard, a Docker image of an AI server).
+    """
+    mine = [e for e in evidence if e.approach == approach]
+    asked = {e.rule for e in mine if e.where in ("title", "question")}
+    specific = asked - GENERIC_RULES
+    in_title = any(e.where == "title" for e in mine)
+    # An answer's phrase or link (not the asker's own link to the same thing) takes the approach up.
+    taken_up = any(e.where in ("answers", "link") for e in mine)
+    return len(specific) >= 2 or (len(specific) == 1 and (in_title or taken_up or len(asked - ECHO_RULES) >= 3))
 
 
 def _neutralise(text: str, ignored: list[str]) -> str:
