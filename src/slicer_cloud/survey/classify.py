@@ -327,9 +327,10 @@ def _pointed(approach: str, evidence: list[Evidence]) -> bool:
 
 def _neutralise(text: str, ignored: list[str]) -> str:
     lowered = text.lower()
-    for _name, pattern, keys in LOOKALIKES:
+    for name, pattern, keys in LOOKALIKES:
         if any(key in lowered for key in keys) and pattern.search(text):
-            ignored.extend(match.group(0).strip() for match in pattern.finditer(text))
+            # A long match (a pip log line, a file path) is listed by the look-alike's name.
+            ignored.extend(phrase if len(phrase) <= 40 else name for phrase in (m.group(0).strip() for m in pattern.finditer(text)))
             text = pattern.sub(" ", text)
     return text
 
