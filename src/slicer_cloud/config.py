@@ -7,6 +7,7 @@ Each setting can come from the environment with the prefix ``SLICER_CLOUD_`` (fo
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -91,6 +92,11 @@ class ViewerSettings(ServiceSettings):
     session_start_timeout_s: float = Field(default=60.0, gt=0)
     jpeg_quality_interactive: int = Field(default=50, ge=1, le=100)
     jpeg_quality_still: int = Field(default=90, ge=1, le=100)
+    local_3d: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="3D volume rendering in the browser (vtk.js): auto = when the browser has WebGL2 and this server "
+        "renders without a GPU; the user can switch in the page either way.",
+    )
 
 
 class SurveySettings(BaseSettings):

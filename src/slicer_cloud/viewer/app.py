@@ -45,6 +45,7 @@ from slicer_cloud.store import DataRoot, atomic_output
 from slicer_cloud.viewer.interaction import lighten_drags
 from slicer_cloud.viewer.layouts import DEFAULT_LAYOUT, LAYOUT_ICONS, LAYOUT_TITLES, view_layouts
 from slicer_cloud.viewer.listing import list_data_files
+from slicer_cloud.viewer.local3d import Local3DController, LocalVolumeScene, server_has_gpu
 from slicer_cloud.viewer.pacs import PacsPanel
 from slicer_cloud.viewer.staging import discard_staged, resolve_staged
 
@@ -80,14 +81,16 @@ class ViewerApp(TrameApp):
 
         self.slicer_app = SlicerApp()
         quiet_vtk()  # after SlicerApp, which installs an output window printing to stderr
+        self.local_scene = LocalVolumeScene()
+        self.local_views: list = []
+        self.local_3d = Local3DController(self.local_scene, self._push_local_scene)
+        self._server_gpu: bool | None = None
         # Views not under the mouse refresh at a low rate so the one in use gets the CPU.
         factory_options = dict(interactive_quality=settings.jpeg_quality_interactive, target_fps=30.0, blur_fps=3.0)
         self._slice_factory = RemoteSliceViewFactory(
             self.server, populate_view_ui_f=create_vertical_slice_view_gutter_ui, **factory_options
         )
-        self._threed_factory = RemoteThreeDViewFactory(
-            self.server, populate_view_ui_f=create_vertical_view_gutter_ui, **factory_options
-        )
+        self._threed_factory = RemoteThreeDViewFactory(self.server, populate_view_ui_f=self._threed_view_ui, **factory_options)
         self.slicer_app.view_manager.register_factory(self._slice_factory)
         self.slicer_app.view_manager.register_factory(self._threed_factory)
         self.layout_manager = LayoutManager(self.slicer_app.scene, self.slicer_app.view_manager, self.server)
@@ -119,6 +122,9 @@ class ViewerApp(TrameApp):
         s.sc_layouts = [{"value": k, "title": v, "icon": LAYOUT_ICONS[k]} for k, v in LAYOUT_TITLES.items()]
         s.sc_wl_presets = [{"value": k, "title": WINDOW_PRESET_TITLES[k]} for k in [*WINDOW_PRESETS, "auto"]]
         s.sc_vr_on = False
+        s.sc_webgl2 = False  # told by the page once it has checked its browser
+        s.sc_3d_local = False  # the user's (or the automatic) choice of 3D in the browser
+        s.sc_3d_mode = "server"  # what the 3D view does now: "server" or "local" (browser renders)
         s.sc_series = []
         s.sc_saved_path = ""
         s.sc_saved_url = ""
@@ -133,6 +139,8 @@ class ViewerApp(TrameApp):
 
         self.state.change("sc_layout")(self._on_layout_changed)
         self.state.change("sc_vr_on")(self._on_vr_changed)
+        self.state.change("sc_webgl2")(self._on_webgl2)
+        self.state.change("sc_3d_local")(lambda **_: self._update_3d_mode())
         ctrl = self.server.controller
         ctrl.trigger("sc_upload_started")(self._on_upload_started)
         ctrl.trigger("sc_open_upload")(self.open_upload)
@@ -246,6 +254,7 @@ class ViewerApp(TrameApp):
             view.set_foreground_volume_id(None)
             view.set_visible_in_3d(not self.state.sc_vr_on)
         self.refresh_window_level(initial=True)
+        self.local_3d.hide()
         if self.state.sc_vr_on:
             self._show_volume_rendering(True)
         self.segment_editor_logic.on_volume_changed(node)
@@ -379,6 +388,10 @@ class ViewerApp(TrameApp):
 
     def _on_vr_changed(self, sc_vr_on: bool, **_) -> None:
         self._show_volume_rendering(bool(sc_vr_on))
+        if not sc_vr_on:
+            self.local_3d.hide()
+            with self.state:
+                self.state.sc_3d_mode = "server"
 
     def _show_volume_rendering(self, on: bool) -> None:
         if self.volume is None:
@@ -393,6 +406,40 @@ class ViewerApp(TrameApp):
             self.notify("Volume rendering is on; the segment editor tool was put down (pick it again to edit).")
         self._set_volume_rendering(vr, node, on)
 
+    # -- 3D in the browser -----------------------------------------------------------------
+    def _on_webgl2(self, sc_webgl2: bool, **_) -> None:
+        choice = self.settings.local_3d
+        if choice == "auto":
+            local = bool(sc_webgl2) and not self.server_gpu()
+        else:
+            local = choice == "on"
+        with self.state:
+            self.state.sc_3d_local = local
+        self._update_3d_mode()
+
+    def server_gpu(self) -> bool:
+        if self._server_gpu is None:
+            views = self.slicer_app.view_manager.get_threed_views()
+            self._server_gpu = bool(views) and server_has_gpu(views[0].render_window())
+            log.info("server renders 3D on %s", "a GPU" if self._server_gpu else "the CPU")
+        return self._server_gpu
+
+    def local_3d_active(self) -> bool:
+        s = self.state
+        return bool(s.sc_3d_local and s.sc_webgl2 and s.sc_vr_on) and self.volume is not None
+
+    def _update_3d_mode(self) -> None:
+        """Volume rendering in the browser or on the server, never both at once."""
+        local = self.local_3d_active()
+        with self.state:
+            self.state.sc_3d_mode = "local" if local else "server"
+        if self.volume is not None and self.state.sc_vr_on:
+            self._set_volume_rendering(self.slicer_app.volume_rendering, self.volume.node, True)
+
+    def _push_local_scene(self) -> None:
+        for view in self.local_views:
+            view.update()
+
     def _set_volume_rendering(self, vr, node, on: bool) -> None:
         display = vr.get_vr_display_node(node)
         if display is None:
@@ -401,7 +448,16 @@ class ViewerApp(TrameApp):
             preset = "CT-Chest-Contrast-Enhanced" if self.state.sc_is_ct else "MR-Default"
             display = vr.create_display_node(node, preset)
         display.SetViewNodeIDs([v.get_view_node_id() for v in self.slicer_app.view_manager.get_threed_views()])
-        display.SetVisibility(on)
+        local = on and self.local_3d_active()
+        # In local mode the browser renders: the server's copy stays hidden (and costs nothing),
+        # its display node still holds the preset and shift the Display panel edits.
+        display.SetVisibility(on and not local)
+        with self.state:
+            self.state.sc_3d_mode = "local" if local else "server"
+        if local:
+            self.local_3d.show(node.GetImageData(), _ijk_to_ras(node), display.GetVolumePropertyNode())
+        else:
+            self.local_3d.hide()
         # Slice planes in 3D would hide the rendered volume: show them only without it.
         for view in self.slicer_app.view_manager.get_slice_views():
             view.set_visible_in_3d(not on)
@@ -521,6 +577,17 @@ class ViewerApp(TrameApp):
                     classes="mx-2",
                     id="sc-vr-switch",
                 )
+                v3.VSwitch(
+                    v_model=("sc_3d_local",),
+                    v_show=("sc_webgl2",),
+                    label="in browser",
+                    title="Render 3D in this browser (WebGL2) instead of on the server",
+                    density="compact",
+                    hide_details=True,
+                    color="primary",
+                    classes="mx-2",
+                    id="sc-local-3d-switch",
+                )
                 MarkupsButton()
                 v3.VBtn("Save", prepend_icon="mdi-content-save", click=self.save_segmentation, id="sc-save", classes="mx-1")
                 with v3.VBtn(prepend_icon="mdi-upload", classes="mx-1", tag="label", id="sc-upload"):
@@ -564,6 +631,21 @@ class ViewerApp(TrameApp):
                         classes="text-caption",
                     )
                     self.layout_manager.initialize_layout_grid(layout)
+
+    def _threed_view_ui(self, server, view_id: str, slicer_view) -> None:
+        """The 3D view's extras: the browser-rendered volume over the streamed image (local mode)."""
+        from trame.widgets import vtk as vtk_widgets
+
+        with html.Div(
+            v_if=("sc_3d_mode === 'local'",),
+            id="sc-local-3d",
+            style="position: absolute; top: 0; left: 0; width: 100%; height: 100%; background: black;",
+        ):
+            view = vtk_widgets.VtkLocalView(
+                self.local_scene.window, style="width: 100%; height: 100%;"
+            )
+            self.local_views.append(view)
+        create_vertical_view_gutter_ui(server, view_id, slicer_view)
 
     def _data_panel(self) -> None:
         with v3.VCard(flat=True, classes="pa-2"):
@@ -624,6 +706,14 @@ class ViewerApp(TrameApp):
     def _display_panel(self) -> None:
         ui = VolumePropertyUI()
         self.volume_property_logic.set_ui(ui)
+
+
+def _ijk_to_ras(node):
+    from vtkmodules.vtkCommonMath import vtkMatrix4x4
+
+    matrix = vtkMatrix4x4()
+    node.GetIJKToRASMatrix(matrix)
+    return matrix
 
 
 def _free_name(folder: Path, name: str) -> Path:

@@ -47,5 +47,25 @@
     }
   });
 
-  window.slicerCloud = { upload: upload, gatewayBase: gatewayBase };
+  // 3D in the browser needs WebGL2; the session decides (with its own GPU or not) once told.
+  function hasWebGL2() {
+    try {
+      const gl = document.createElement("canvas").getContext("webgl2");
+      return !!gl;
+    } catch (e) {
+      return false;
+    }
+  }
+
+  function reportWebGL2() {
+    const trame = window.trame;
+    if (!trame || !trame.state || !trame.state.set) {
+      setTimeout(reportWebGL2, 100);
+      return;
+    }
+    trame.state.set("sc_webgl2", hasWebGL2());
+  }
+  reportWebGL2();
+
+  window.slicerCloud = { upload: upload, gatewayBase: gatewayBase, hasWebGL2: hasWebGL2 };
 })();
