@@ -3,6 +3,7 @@ docker-compose (the compose file's validity) and by loading the hub's configurat
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import stat
@@ -126,6 +127,9 @@ def test_hub_config_native_login_limits_and_volumes(tmp_path: Path) -> None:
     assert c.JupyterHub.authenticator_class == "native"
     assert c.NativeAuthenticator.open_signup is False and c.Authenticator.admin_users == {"teacher"}
     assert c.JupyterHub.spawner_class == "docker"
+    # HTTPS as Caddy saw it reaches the hub and users' servers: their cookies are Secure
+    assert "--no-x-forward" in c.ConfigurableHTTPProxy.command and c.JupyterHub.cookie_options == {"secure": True}
+    assert "--ServerApp.trust_xheaders=True" in c.DockerSpawner.args
     assert c.DockerSpawner.image == "slicer-cloud:0.1.0"
     assert c.DockerSpawner.cpu_limit == 1.5 and c.DockerSpawner.mem_limit == "3G"
     assert c.DockerSpawner.volumes == {"lab-user-{username}": "/home/slicer/work"}
@@ -152,6 +156,10 @@ def test_hub_config_profiles_gpu_reach_users_containers(tmp_path: Path) -> None:
     c = load_hub_config(tmp_path)
     [request] = c.DockerSpawner.extra_host_config["device_requests"]
     assert request["Capabilities"] == [["gpu"]] and request["Count"] == -1
-    assert c.DockerSpawner.environment["SLICER_CLOUD_DICOMWEB_URL"] == "http://orthanc:8042/dicom-web/"
+    from slicer_cloud.dicomweb.settings import DicomwebServer
+
+    [pacs] = [DicomwebServer(**server) for server in json.loads(c.DockerSpawner.environment["SLICER_CLOUD_DICOMWEB_SERVERS"])]
+    assert pacs.url == "http://orthanc:8042/dicom-web" and pacs.auth == "basic" and pacs.username == "slicer"
+    assert pacs.secret() == read_env(tmp_path / ".env")["ORTHANC_PASSWORD"]
     assert c.DockerSpawner.environment["SLICER_CLOUD_SCHEDULER"] == "tcp://dask-scheduler:8786"
     assert c.DockerSpawner.volumes["slicer-cloud-dask-shared"] == "/home/slicer/work/shared"

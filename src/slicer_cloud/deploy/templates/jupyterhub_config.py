@@ -1,5 +1,6 @@
 # JupyterHub of a slicer-cloud compose deployment, written by `slicer-cloud deploy compose`.
 # It holds no secret and no answer: everything comes from the environment, that is from .env.
+import json
 import os
 
 c = get_config()  # noqa: F821 - provided by JupyterHub when it loads this file
@@ -15,7 +16,10 @@ c.JupyterHub.db_url = "sqlite:////srv/jupyterhub/data/jupyterhub.sqlite"
 c.JupyterHub.cookie_secret_file = "/srv/jupyterhub/data/jupyterhub_cookie_secret"
 c.JupyterHub.pid_file = "/srv/jupyterhub/data/jupyterhub.pid"
 c.ConfigurableHTTPProxy.pid_file = "/srv/jupyterhub/data/proxy.pid"
-c.JupyterHub.trusted_downstream_ips = ["0.0.0.0/0"]  # only Caddy can reach the hub's port
+# Caddy sets X-Forwarded-Proto: https; the hub's proxy must pass it on unchanged (rather than add its
+# own "http") so that the hub and users' servers see HTTPS and mark their cookies Secure.
+c.ConfigurableHTTPProxy.command = ["configurable-http-proxy", "--no-x-forward"]
+c.JupyterHub.cookie_options = {"secure": True}
 
 # --- login: one setting, SLICER_CLOUD_AUTH ---------------------------------------------------
 auth = env.get("SLICER_CLOUD_AUTH", "native")
@@ -67,6 +71,7 @@ c.DockerSpawner.pull_policy = "never" if env.get("SLICER_CLOUD_PULL", "0") == "0
 c.DockerSpawner.cmd = ["python", "-m", "slicer_cloud.hub.singleuser"]
 c.DockerSpawner.notebook_dir = "/home/slicer/work"
 c.DockerSpawner.default_url = "/slicer/"
+c.DockerSpawner.args = ["--ServerApp.trust_xheaders=True"]  # HTTPS as Caddy saw it (Secure cookies)
 volumes = {f"{project}-user-{{username}}": "/home/slicer/work"}
 if "dask" in env.get("COMPOSE_PROFILES", "").split(","):
     volumes[f"{project}-dask-shared"] = "/home/slicer/work/shared"
@@ -83,9 +88,11 @@ if env.get("SLICER_CLOUD_GPU", "0") == "1":
 c.DockerSpawner.extra_host_config = host_config
 user_env = {}
 if "pacs" in env.get("COMPOSE_PROFILES", "").split(","):
-    user_env["SLICER_CLOUD_DICOMWEB_URL"] = "http://orthanc:8042/dicom-web/"
-    user_env["SLICER_CLOUD_DICOMWEB_USERNAME"] = "slicer"
-    user_env["SLICER_CLOUD_DICOMWEB_PASSWORD"] = env.get("ORTHANC_PASSWORD", "")
+    # the team's PACS, as slicer-cloud's DICOMweb server list (every user shares its account)
+    user_env["SLICER_CLOUD_DICOMWEB_SERVERS"] = json.dumps([{
+        "name": "pacs", "url": "http://orthanc:8042/dicom-web", "auth": "basic",
+        "username": "slicer", "password": env.get("ORTHANC_PASSWORD", ""),
+    }])
 if "dask" in env.get("COMPOSE_PROFILES", "").split(","):
     user_env["SLICER_CLOUD_ENGINE"] = "dask"
     user_env["SLICER_CLOUD_SCHEDULER"] = "tcp://dask-scheduler:8786"
