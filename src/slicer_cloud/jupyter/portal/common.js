@@ -18,7 +18,9 @@
 
   async function request(url, options = {}) {
     const headers = { ...(options.headers || {}) };
-    if (options.method && options.method !== "GET") headers["X-XSRFToken"] = document.body.dataset.xsrf;
+    // On every request, GET included: behind JupyterHub (4.1 and later) a cookie-authenticated fetch
+    // that is not a page navigation is refused without it.
+    headers["X-XSRFToken"] = document.body.dataset.xsrf;
     const response = await fetch(url, { credentials: "same-origin", ...options, headers });
     if (!response.ok) {
       let message = response.statusText;

@@ -19,7 +19,7 @@
   }
 
   async function get(url) {
-    const response = await fetch(url, { credentials: "same-origin" });
+    const response = await fetch(url, { credentials: "same-origin", headers: { "X-XSRFToken": document.body.dataset.xsrf } });
     const body = await response.json().catch(() => ({}));
     if (!response.ok) throw new Error(body.detail || response.statusText);
     return body;
