@@ -34,11 +34,100 @@ def _median(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
+VIEW_IMAGES = "img.image-display-area"
+
+
+def _view_shows_image(page) -> bool:
+    import io
+
+    from PIL import Image
+
+    if not page.locator(VIEW_IMAGES).count():
+        return False
+    png = page.locator(VIEW_IMAGES).first.screenshot()
+    return float(np.asarray(Image.open(io.BytesIO(png)).convert("L"), dtype=np.float32).std()) > 10
+
+
+def _wait(predicate, timeout: float = 300.0, step: float = 0.05) -> float:
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        if predicate():
+            return time.perf_counter()
+        time.sleep(step)
+    raise TimeoutError("condition not met")
+
+
+def viewer_rows(orthanc, data_root: Path, folder_name: str, study: str, repeats: int) -> list[list[str]]:
+    """In the web viewer with headless Chromium: click to first slice on screen, click to done."""
+    import json
+
+    from playwright.sync_api import sync_playwright
+
+    from tests.conftest import CHROMIUM, CHROMIUM_ARGS, start_service
+    from tests.dicomweb.orthanc import PASSWORD, USER
+
+    servers = [{"name": "bench", "url": orthanc.dicomweb_url, "auth": "basic", "username": USER, "password": PASSWORD}]
+    service = start_service(["view", "--data", str(data_root), "--port", "0", "--no-open"], cwd=data_root,
+                            log_path=data_root.parent / "viewer.log",
+                            env={"SLICER_CLOUD_SPARE_SESSIONS": "1", "SLICER_CLOUD_DICOMWEB_SERVERS": json.dumps(servers)})
+    results: dict[str, list[tuple[float, float]]] = {}
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            for _ in range(repeats):
+                for case in ("uncompressed", "JPEG-LS lossless", "folder"):
+                    page = browser.new_page(viewport={"width": 1280, "height": 860})
+                    page.set_default_timeout(300_000)
+                    page.goto(service.url, timeout=300_000)
+                    page.locator("#sc-layout-axial").click()
+                    page.wait_for_function(f"document.querySelectorAll('{VIEW_IMAGES}').length === 1")
+                    if case == "folder":
+                        page.get_by_role("tab", name="Data").click()
+                        item = page.locator(".sc-file", has_text=folder_name).first
+                        item.wait_for()
+                        start = time.perf_counter()
+                        item.click()
+                        first = _wait(lambda: _view_shows_image(page))
+                        done = _wait(lambda: not page.locator("#sc-busy").count())
+                    else:
+                        page.locator("#sc-tab-pacs").click()
+                        page.locator("#sc-pacs-patient").fill("phantom")
+                        page.locator("#sc-pacs-search").click()
+                        page.locator(".sc-pacs-study").first.click()
+                        items = page.locator(".sc-pacs-series-item")
+                        if case.startswith("JPEG"):
+                            series = items.filter(has_text="JPEG-LS").first
+                        else:
+                            series = items.filter(has_text="Bench CT 512").filter(has_not_text="JPEG-LS").first
+                        series.wait_for()
+                        start = time.perf_counter()
+                        series.click()
+                        first = _wait(lambda: _view_shows_image(page))
+                        done = _wait(lambda: "Opened" in (page.locator("#sc-message").inner_text() if page.locator("#sc-message").count() else ""))
+                    results.setdefault(case, []).append((first - start, done - start))
+                    page.close()
+            browser.close()
+    finally:
+        service.stop()
+    rows = []
+    for case, label in (("uncompressed", "PACS, uncompressed"), ("JPEG-LS lossless", "PACS, JPEG-LS lossless"),
+                        ("folder", "data folder (DICOM files)")):
+        first = statistics.median(t[0] for t in results[case])
+        done = statistics.median(t[1] for t in results[case])
+        rows.append([f"viewer, {label}: click to first slice on screen", f"{first:.2f}", "headless Chromium, one view"])
+        rows.append([f"viewer, {label}: click to all slices loaded", f"{done:.2f}", ""])
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-write", action="store_true", help="print the table only")
+    parser.add_argument("--no-viewer", action="store_true", help="skip the rows measured in the web viewer")
     args = parser.parse_args()
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(SystemExit(143)))  # stop Orthanc on the way out
 
     import pydicom
     from pydicom.uid import JPEGLSLossless
@@ -147,6 +236,8 @@ def main() -> None:
 
             rows.append(["DICOM SEG save: 2 segments on 121 slices, build (highdicom) + STOW-RS",
                          f"{_median(seg_save, args.repeats):.3f}", "binary encoding"])
+            if not args.no_viewer:
+                rows += viewer_rows(orthanc, tmp_path / "data", "ct", study, args.repeats)
         finally:
             orthanc.stop()
 
@@ -159,9 +250,12 @@ def main() -> None:
 A {SHAPE[0]}x{SHAPE[1]}x{SHAPE[2]} CT series (the sample phantom with noise, 300 single-frame
 instances, 150 MiB of pixels) in Orthanc 1.10 with its DICOMweb plugin (Debian packages) on loopback,
 HTTP basic authentication on; the same instances stored again as JPEG-LS lossless (decoded here
-with pylibjpeg). The PACS rows time the library calls the viewer's PACS panel makes (the viewer
-then shows the first slice while the rest arrives); the data folder rows read the same files
-with the project's DICOM reader.
+with pylibjpeg). The first rows time the library calls the viewer's PACS panel makes; the data
+folder rows read the same files with the project's DICOM reader. The viewer rows are what a user
+waits for in `slicer-cloud view` (headless Chromium, axial layout): from the click on the series
+in the PACS panel, or on the folder in the Data panel, to the first slice on screen and to the
+whole volume loaded. From a PACS the middle slice shows while the rest arrives; a folder shows
+once it is read whole.
 
 {table}
 """

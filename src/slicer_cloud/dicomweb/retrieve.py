@@ -238,7 +238,10 @@ def _decode(ds) -> np.ndarray:
     try:
         pixels = ds.pixel_array
     except (NotImplementedError, RuntimeError) as error:
-        if "plugin" in str(error).lower() or "decoder" in str(error).lower() or "handler" in str(error).lower() or isinstance(error, NotImplementedError):
+        # pydicom: NotImplementedError for a syntax without decoder, RuntimeError when the
+        # decoder's plugin (pylibjpeg, GDCM) is missing; anything else is a broken image.
+        text = str(error).lower()
+        if isinstance(error, NotImplementedError) or any(w in text for w in ("plugin", "decoder", "handler", "dependenc")):
             raise _NoDecoder(str(error)) from None
         raise
     return pixels[None] if pixels.ndim == 2 else pixels

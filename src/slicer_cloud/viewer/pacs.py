@@ -256,6 +256,8 @@ class PacsPanel:
             with self.state:
                 self.state.sc_volume_name = f"{label} (incomplete)"
             raise SlicerCloudError(f"{error.message} The volume on screen is incomplete.", status=error.status, detail=error.detail) from None
+        if cancel.is_set():  # another series was opened meanwhile: this one is no longer on screen
+            return False
         image.Modified()
         self.app.refresh_window_level()
         self._render()
