@@ -177,7 +177,7 @@ def session_processes(gateway_pid: int) -> int:
     return count
 
 
-def run_viewer_burst(tabs: int = 20, cap: int = 4) -> dict:
+def run_viewer_burst(tabs: int = 20, cap: int = 4, retry_s: float = 300.0, start_timeout_s: float = 60.0) -> dict:
     sys.path.insert(0, str(ROOT))
     from tests.conftest import start_service
 
@@ -185,7 +185,8 @@ def run_viewer_burst(tabs: int = 20, cap: int = 4) -> dict:
         service = start_service(
             ["view", "--data", folder, "--port", "0", "--token", "burst", "--no-open"], cwd=Path(folder),
             log_path=Path(folder) / "viewer.log",
-            env={**_env(), "SLICER_CLOUD_MAX_SESSIONS": str(cap), "SLICER_CLOUD_SPARE_SESSIONS": "0"},
+            env={**_env(), "SLICER_CLOUD_MAX_SESSIONS": str(cap), "SLICER_CLOUD_SPARE_SESSIONS": "0",
+                 "SLICER_CLOUD_SESSION_START_TIMEOUT_S": str(start_timeout_s)},
         )
         try:
             most = 0
@@ -197,10 +198,20 @@ def run_viewer_burst(tabs: int = 20, cap: int = 4) -> dict:
                     most = max(most, session_processes(service.process.pid))
                     await asyncio.sleep(0.1)
 
+            retry_deadline = time.monotonic() + retry_s
+            eventually: list[float] = []
+
             async def tab(client: httpx.AsyncClient) -> tuple[int, str | None, float]:
+                """The first answer; a tab told to wait retries as told (bounded) until it is served."""
                 start = time.monotonic()
                 reply = await client.get(service.base, headers={"Authorization": "Bearer burst"}, follow_redirects=False)
-                return reply.status_code, reply.headers.get("Retry-After"), time.monotonic() - start
+                first = (reply.status_code, reply.headers.get("Retry-After"), time.monotonic() - start)
+                while reply.status_code == 503 and time.monotonic() < retry_deadline:
+                    await asyncio.sleep(min(float(reply.headers.get("Retry-After") or 5), 30))
+                    reply = await client.get(service.base, headers={"Authorization": "Bearer burst"}, follow_redirects=False)
+                if reply.status_code == 302:
+                    eventually.append(time.monotonic() - start)
+                return first
 
             async def burst():
                 watcher = asyncio.ensure_future(watch())
@@ -218,10 +229,14 @@ def run_viewer_burst(tabs: int = 20, cap: int = 4) -> dict:
                 "with_retry_after": sum(1 for r in results if isinstance(r, tuple) and r[0] == 503 and r[1]),
                 "other": len([c for c in codes if c not in (302, 503)]),
                 "slowest_s": round(max((r[2] for r in results if isinstance(r, tuple)), default=0), 1),
+                "served_after_retries": len(eventually), "retry_bound_s": retry_s, "start_timeout_s": start_timeout_s,
+                "last_served_s": round(max(eventually, default=0), 1),
                 "gateway_alive": service.process.poll() is None,
             }
         finally:
             service.stop()
+            log_tail = "\n".join(line for line in service.log().splitlines() if "session" in line)[-3000:]
+            (ROOT / ".reliability-burst.log").write_text(log_tail) if os.environ.get("RELIABILITY_KEEP_LOG") else None
 
 
 # --------------------------------------------------------------------------------------------
@@ -347,12 +362,15 @@ def write_doc(results: dict) -> None:
         lines += [
             "## Load: viewer tabs at once",
             "",
-            f"{burst['tabs']} `GET /` at the same instant with the cap at {burst['cap']} sessions (no spares).",
+            f"{burst['tabs']} `GET /` at the same instant with the cap at {burst['cap']} sessions (no spares), "
+            f"session start timeout {burst.get('start_timeout_s', 60)} s.",
             "",
-            "| most session processes | served | told to wait (503) | with Retry-After | other | slowest answer s | gateway alive |",
-            "|---|---|---|---|---|---|---|",
+            "| most session processes | served at once | told to wait (503) | with Retry-After | other | slowest first answer s "
+            "| served after retrying (bound) | last served s | gateway alive |",
+            "|---|---|---|---|---|---|---|---|---|",
             f"| {burst['most_session_processes']} | {burst['served']} | {burst['told_to_wait']} | {burst['with_retry_after']} | "
-            f"{burst['other']} | {burst['slowest_s']} | {burst['gateway_alive']} |",
+            f"{burst['other']} | {burst['slowest_s']} | {burst.get('served_after_retries')} of {burst['tabs']} ({burst.get('retry_bound_s')} s) | "
+            f"{burst.get('last_served_s')} | {burst['gateway_alive']} |",
             "",
         ]
     faults = results.get("faults")
@@ -398,6 +416,7 @@ def main() -> None:
     parser.add_argument("--fuzz-seconds", type=int, default=60)
     parser.add_argument("--schema-examples", type=int, default=30)
     parser.add_argument("--skip-faults", action="store_true")
+    parser.add_argument("--session-start-timeout", type=float, default=60.0, help="the viewer's, for the tabs burst (a busy machine needs more)")
     parser.add_argument("--only", choices=["load", "burst", "faults", "schema", "fuzz"], action="append")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     parser.add_argument("--from-json", type=Path, action="append", help="merge results of earlier runs (parts run apart) and write the page")
@@ -423,7 +442,7 @@ def main() -> None:
         results["api_load"] = run_api_load(args.clients, args.load_seconds)
         print(json.dumps(results["api_load"], indent=1), flush=True)
     if "burst" in only:
-        results["viewer_burst"] = run_viewer_burst()
+        results["viewer_burst"] = run_viewer_burst(start_timeout_s=args.session_start_timeout)
         print(json.dumps(results["viewer_burst"], indent=1), flush=True)
     if "faults" in only:
         results["faults"] = run_faults()

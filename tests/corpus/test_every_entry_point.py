@@ -228,7 +228,7 @@ def viewer(data, tmp_path_factory):
         cwd=root,
         log_path=tmp_path_factory.mktemp("viewer-log") / "viewer.log",
         # room for every tab of this module: none waits for a closed one to be evicted
-        env={"SLICER_CLOUD_SPARE_SESSIONS": "1", "SLICER_CLOUD_MAX_SESSIONS": "10"},
+        env={"SLICER_CLOUD_SPARE_SESSIONS": "1", "SLICER_CLOUD_MAX_SESSIONS": "10", "SLICER_CLOUD_SESSION_START_TIMEOUT_S": "600"},
     )
     yield service
     service.stop()
