@@ -331,7 +331,7 @@ def write_doc(results: dict) -> None:
     lines = [
         "# Reliability: load, faults and hostile input",
         "",
-        f"Measured by `python -m benchmarks.reliability` on {results['machine']}, {results['date']}. "
+        f"Measured by `python -m benchmarks.reliability`. {results['machine']} "
         f"Load average at the start: {results['load_average']} (the machine was shared: latencies are "
         "upper bounds, counts are exact).",
         "",
