@@ -103,11 +103,12 @@ class Deployment:
             network.remove()
 
 
-def start_deployment(root: Path, *, cpus: str = "1", memory: str = "2G") -> Deployment:
-    """Build (or reuse) the images, write a deployment for localhost on free loopback ports and
-    bring it up."""
+def start_deployment(root: Path, *, cpus: str = "1", memory: str = "2G", build: bool = True) -> Deployment:
+    """Build (or reuse) the images (``build=False``: take the tagged ones as they are), write a
+    deployment for localhost on free loopback ports."""
     images.ensure_engine()
-    images.slicer_cloud_images()
+    if build:
+        images.slicer_cloud_images()
     caddy = images.caddy_image()
     folder = root / "site"
     project = f"scdeploy{secrets.token_hex(3)}"
