@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmarks.report import DOC, machine_line, markdown_table, write_section
-from benchmarks.viewer_page import AXIAL, CHROMIUM, CHROMIUM_ARGS, QUIET_TIMEOUT_S, Interaction, Page
+from benchmarks.viewer_page import AXIAL, CHROMIUM, CHROMIUM_ARGS, LOCAL_GL, QUIET_TIMEOUT_S, Interaction, Page
 from benchmarks.viewer_servers import MEDICAL, OURS, Server, start
 
 VIEWERS = (MEDICAL, OURS)
@@ -248,6 +248,19 @@ def interactions(page: Page, server: Server, volume: Volume, plan: Plan, results
     clicked_ms = int(time.time() * 1000)
     if kind == OURS:
         page.page.locator("#sc-vr-switch").click()
+        local_switch = page.page.locator("#sc-local-3d-switch")
+        if local_switch.is_visible() and local_switch.is_checked():
+            # local 3D chosen for this browser (WebGL2, server without GPU): the browser renders
+            if page.wait_new_frame(LOCAL_GL, clicked_ms, timeout=QUIET_TIMEOUT_S):
+                page.wait_quiet(LOCAL_GL, quiet_s=2.0, timeout=QUIET_TIMEOUT_S, idle=idle)
+                done = page.drag(THREE_D, plan.drag_s, probes, idle, frames_of=LOCAL_GL)
+                record_interaction(results, kind, f"draglocal:{key}", done)
+            else:
+                results.note(f"draglocal:{key}:fps", kind, "the browser never drew the volume")
+            clicked_ms = int(time.time() * 1000)
+            local_switch.click()  # back to server rendering for the comparison below
+        else:
+            results.note(f"draglocal:{key}:fps", kind, "local 3D not chosen (no WebGL2 in this browser)")
         if not page.wait_new_frame(THREE_D, clicked_ms, timeout=QUIET_TIMEOUT_S):
             results.note(f"drag:{key}:fps", kind, "no 3D frame after turning volume rendering on")
     page.wait_quiet(THREE_D, quiet_s=2.0, timeout=QUIET_TIMEOUT_S, idle=idle)
@@ -306,18 +319,22 @@ def build_table(results: Results, volumes: list[Volume], big: Volume) -> str:
         rows.append([f"**{key}: view sizes** (default layouts)", *("; ".join(results.notes[f"size:{key}"][v]) for v in VIEWERS)])
         for name, what in (
             (f"scroll:{key}", "slice scrolling as loaded (trame-slicer: 3D volume rendering on; ours: off)"),
-            (f"drag:{key}", "3D drag, volume rendering on"),
+            (f"draglocal:{key}", "3D drag, local 3D (the browser renders: SwiftShader, on this CPU)"),
+            (f"drag:{key}", "3D drag, volume rendering on, server rendering"),
             (f"scrollvr:{key}", "slice scrolling, volume rendering on"),
         ):
+            ours_only = name.startswith(("scrollvr", "draglocal"))
             if name.startswith("scrollvr"):
                 rows.append(
                     [f"{key}, {what}: frames shown", "= as loaded (rendering already on)", frames_cell(results, name, OURS)]
                 )
+            elif name.startswith("draglocal"):
+                rows.append([f"{key}, {what}: frames drawn", "no such mode", frames_cell(results, name, OURS)])
             else:
                 rows.append([f"{key}, {what}: frames shown", *(frames_cell(results, name, v) for v in VIEWERS)])
             if name.startswith("drag"):
                 row(f"{key}, {what}: first 3D frame after the drag began", f"{name}:first")
-            if name.startswith("scrollvr"):
+            if ours_only:
                 label = f"{key}, {what}: view still updating after the last event"
                 rows.append([label, "", cell(results, f"{name}:catchup", OURS, "{:.1f}", " s")])
             else:
@@ -326,7 +343,7 @@ def build_table(results: Results, volumes: list[Volume], big: Volume) -> str:
                 [
                     f"{key}, {what}: longest wait of a GET every 100 ms (trame-slicer: `/index.html`; "
                     "ours: gateway `/api/health` / the tab's session `/s/ID/index.html`)",
-                    cell(results, f"{name}:http0", MEDICAL, "{:.2f}", " s") if not name.startswith("scrollvr") else "",
+                    cell(results, f"{name}:http0", MEDICAL, "{:.2f}", " s") if not ours_only else "",
                     cell(results, f"{name}:http0", OURS, "{:.2f}", " s") + " / " + cell(results, f"{name}:http1", OURS, "{:.2f}", " s"),
                 ]
             )
@@ -358,7 +375,9 @@ in the page on every frame; "first axial image" is the first with 5 % above air.
 changes of a view's `img` source (frames actually shown); sizes come from the frame blobs (JPEG).
 Scrolling: {scroll_s:.0f} s of wheel events (25/s) over the axial view; 3D: a {drag_s:.0f} s circular
 drag (a move every 40 ms) once the volume rendering was drawn (trame-slicer turns it on at load,
-ours by its switch). Before each, the server was idle; during each, a thread makes one GET every
+ours by its switch). Ours first in local 3D (chosen by itself: this Chromium has WebGL2 through
+SwiftShader, the server no GPU), counting the animation frames in which the page drew with WebGL,
+then switched to server rendering and dragged again. Before each, the server was idle; during each, a thread makes one GET every
 100 ms, until the view has been still and the server idle again ("still updating" is how long
 frames kept coming after the last event: queued events being worked through). Memory: RSS of the
 server's whole process tree (PSS splits shared pages between the processes using them, unrelated

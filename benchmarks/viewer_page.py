@@ -130,12 +130,47 @@ class Interaction:
     first_frame_s: float | None  # from the first event to the view's first new frame (None: none)
 
 
+#: the "view" index under which frames the browser drew itself with WebGL are recorded (local 3D)
+LOCAL_GL = -1
+
+#: Counts animation frames in which the page drew with WebGL2 (vtk.js in local 3D): frames the
+#: browser rendered itself, recorded like the streamed ones under view index LOCAL_GL.
+GL_FRAMES_JS = """
+(() => {
+  if (window.__glFrames) return;
+  window.__glFrames = true;
+  let drew = false;
+  const getContext = HTMLCanvasElement.prototype.getContext;
+  HTMLCanvasElement.prototype.getContext = function (kind, ...rest) {
+    const gl = getContext.call(this, kind, ...rest);
+    if (gl && kind === 'webgl2' && !gl.__counted) {
+      gl.__counted = true;
+      for (const name of ['drawArrays', 'drawElements', 'drawArraysInstanced', 'drawElementsInstanced']) {
+        const draw = gl[name].bind(gl);
+        gl[name] = (...args) => { drew = true; return draw(...args); };
+      }
+    }
+    return gl;
+  };
+  const tick = () => {
+    if (drew && window.__bench && window.__bench.frames.length < 100000) {
+      window.__bench.frames.push({ t: Date.now(), i: %(view)d, b: 0 });
+    }
+    drew = false;
+    requestAnimationFrame(tick);
+  };
+  requestAnimationFrame(tick);
+})();
+""" % {"view": LOCAL_GL}
+
+
 class Page:
     """One browser tab on one viewer, with the frame recorder installed."""
 
     def __init__(self, browser, url: str):
         self.context = browser.new_context(viewport=VIEWPORT)
         self.context.add_init_script(INIT_JS)
+        self.context.add_init_script(GL_FRAMES_JS)
         self.page = self.context.new_page()
         self.ws_bytes = 0
         self.page.on("websocket", self._on_websocket)
@@ -250,8 +285,16 @@ class Page:
 
         return self._interact(AXIAL, seconds, 1 / 25, step, probes, idle)
 
-    def drag(self, view: int, seconds: float, probes: list[tuple[str, dict]] = (), idle: Callable[[], bool] | None = None) -> Interaction:
-        """Drag in ``view`` along a circle, a move every 40 ms."""
+    def drag(
+        self,
+        view: int,
+        seconds: float,
+        probes: list[tuple[str, dict]] = (),
+        idle: Callable[[], bool] | None = None,
+        frames_of: int | None = None,
+    ) -> Interaction:
+        """Drag in ``view`` along a circle, a move every 40 ms; count the frames of ``frames_of``
+        (default: the view's streamed images; LOCAL_GL: what the browser drew itself)."""
         box = self.view_box(view)
         cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
         radius = min(box["width"], box["height"]) / 4
@@ -268,7 +311,8 @@ class Page:
             held.append(False)
 
         try:
-            return self._interact(view, seconds, 0.04, step, probes, idle, before_quiet=release)
+            counted = view if frames_of is None else frames_of
+            return self._interact(counted, seconds, 0.04, step, probes, idle, before_quiet=release)
         finally:
             release()
 
