@@ -6,7 +6,6 @@ TLS, limits and unprivileged pods, and the API's engine points at it."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,6 +16,7 @@ import yaml
 
 from slicer_cloud import __version__
 from slicer_cloud.compute.jobs.kubernetes import API_ENV, dask_cluster_spec
+from tests.conftest import run_async
 
 DEPLOY = Path(__file__).parents[2] / "deploy" / "kubernetes"
 K8S_VERSION = "1.37.0"  # the newest schemas kubernetes-validate carries
@@ -164,7 +164,8 @@ def pod_for(profile: str, user: str = "alice") -> dict:
         async with ApiClient() as client:
             return client.sanitize_for_serialization(pod)
 
-    return asyncio.run(build())
+    # In a thread of its own: Playwright's sync API may hold this thread's event loop in a full run.
+    return run_async(build())
 
 
 @pytest.mark.parametrize("profile", ["cpu", "gpu"])
