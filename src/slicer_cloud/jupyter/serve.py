@@ -87,6 +87,11 @@ def run_serve(*, data: Path | None, ip: str, port: int, token: str | None, open_
     class SlicerCloudServer(ServerApp):
         def start_app(self) -> None:
             super().start_app()
+            # Jupyter binds its port in a callback of the event loop queued at initialize();
+            # queued after it, the URL is printed only once the port answers.
+            self.io_loop.add_callback(self._announce)
+
+        def _announce(self) -> None:
             if not is_loopback(self.ip):
                 print("Listening on a network address: anyone with the URL below (and its token) can use it.", flush=True)
             print(f"Serving on {public_url(self.ip, self.port, self.base_url + 'slicer/', token)}", flush=True)
