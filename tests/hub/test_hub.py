@@ -179,3 +179,45 @@ def test_a_users_own_websockets_open_with_the_same_credentials(hub: Hub, session
     status, first = ws_handshake(f"{hub.root.replace('http', 'ws', 1)}user/alice/slicer-desktop/websockify",
                                  headers={"Cookie": cookie, "Origin": hub.root.rstrip("/")}, protocols=("binary",))
     assert status == 101 and first.startswith(b"RFB 003.")
+
+
+def singleuser_pids(user: str) -> list[int]:
+    """The user's single-user server processes (the hub starts them with JUPYTERHUB_USER set)."""
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            argv = (environ.parent / "cmdline").read_bytes().split(b"\0")
+            if b"slicer_cloud.hub.singleuser" in argv and f"JUPYTERHUB_USER={user}".encode() in environ.read_bytes().split(b"\0"):
+                found.append(int(environ.parent.name))
+        except OSError:
+            continue
+    return found
+
+
+def test_a_killed_single_user_server_is_noticed_and_started_again(hub: Hub, sessions):
+    # Last in the module: it takes bob's server away. kill -9 of his Jupyter server must leave
+    # the hub and alice working, and bob gets a fresh server when he asks for one.
+    alice, bob = sessions["alice"], sessions["bob"]
+    pids = singleuser_pids("bob")
+    assert len(pids) == 1, pids
+    os.kill(pids[0], signal.SIGKILL)
+    assert hub.service.process.poll() is None
+    assert requests.get(hub.root + "hub/api/", timeout=30).status_code == 200
+    assert alice.get(f"{hub.root}user/alice/slicer/files", timeout=60).status_code == 200
+    # The hub notices the server is gone (its proxy target is dead) and says so instead of hanging.
+    deadline = time.monotonic() + SPAWN_WAIT_S
+    noticed = None
+    while time.monotonic() < deadline:
+        noticed = bob.get(f"{hub.root}user/bob/slicer/files", allow_redirects=True, timeout=60)
+        if noticed.status_code != 200 and "/hub/" in noticed.url:
+            break
+        time.sleep(1)
+    assert noticed is not None and noticed.status_code != 200 and "/hub/" in noticed.url, (noticed.status_code, noticed.url)
+    assert "not running" in noticed.text.lower() or "start" in noticed.text.lower()
+    # Starting it again from the hub gives bob a new server with his files.
+    bob.get(f"{hub.root}hub/spawn/bob", timeout=SPAWN_WAIT_S)
+    hub.open_portal(bob, "bob")
+    files = bob.get(f"{hub.root}user/bob/slicer/files", timeout=60).json()
+    assert [f["path"] for f in files["files"]] == ["ct.nrrd"]
+    new = singleuser_pids("bob")
+    assert len(new) == 1 and new[0] != pids[0]
