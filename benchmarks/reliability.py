@@ -41,6 +41,7 @@ FAULT_TESTS = [
     ("API process mid-job", "tests/compute/test_restart.py::test_kill_9_during_a_job_leaves_it_interrupted"),
     ("Xvnc", "tests/desktop/test_lifecycle.py::test_killing_the_x_server_ends_the_service_cleanly"),
     ("a user's viewer behind the hub", "tests/hub/test_hub.py::test_a_crashed_viewer_harms_neither_the_other_user_nor_the_hub"),
+    ("a user's Jupyter server behind the hub", "tests/hub/test_hub.py::test_a_killed_single_user_server_is_noticed_and_started_again"),
 ]
 
 
