@@ -15,11 +15,9 @@ import pytest
 
 from tests.conftest import start_service
 from tests.dicomweb.orthanc import PASSWORD, USER, free_port, phantom_datasets
+from tests.e2e.test_viewer_browser import VIEW_IMAGES, view_pixels, wait_for_view
 
 pytestmark = pytest.mark.e2e
-
-VIEW_IMAGES = "img.image-display-area"
-
 
 @pytest.fixture(scope="module")
 def pacs_studies(conn):
@@ -64,28 +62,6 @@ def open_page(browser, url: str):
     return context, page
 
 
-def view_pixels(page, index: int = 0) -> np.ndarray:
-    import io
-
-    from PIL import Image
-
-    png = page.locator(VIEW_IMAGES).nth(index).screenshot()
-    return np.asarray(Image.open(io.BytesIO(png)).convert("L"), dtype=np.int16)
-
-
-def wait_for_view(page, index: int = 0, timeout: float = 90.0) -> np.ndarray:
-    import time
-
-    deadline = time.monotonic() + timeout
-    page.wait_for_selector(VIEW_IMAGES, timeout=timeout * 1000)
-    while time.monotonic() < deadline:
-        pixels = view_pixels(page, index)
-        if pixels.std() > 10:
-            return pixels
-        page.wait_for_timeout(250)
-    raise AssertionError("the view never showed an image")
-
-
 def wait_for_message(page, text: str, timeout: float = 120.0) -> str:
     try:
         page.wait_for_function(
@@ -128,7 +104,7 @@ def test_search_open_paint_save_to_pacs_and_reopen(browser, pacs_viewer, pacs_st
         assert PASSWORD not in html and f":{pacs_viewer_port(conn)}" not in html
         item.click()
         wait_for_message(page, "Opened Browser plain")
-        before = wait_for_view(page, 0)
+        before = wait_for_view(page, 0, timeout=90)
 
         page.get_by_role("tab", name="Segment").click()
         page.get_by_role("button", name="Add segment").click()
@@ -181,7 +157,7 @@ def test_search_open_paint_save_to_pacs_and_reopen(browser, pacs_viewer, pacs_st
     try:
         message = wait_for_message(page, "loaded over")
         assert "1 segments" in message or "(1 segment" in message
-        wait_for_view(page, 0)
+        wait_for_view(page, 0, timeout=90)
     finally:
         context.close()
 
@@ -196,7 +172,7 @@ def test_a_link_opens_a_compressed_series(browser, pacs_viewer, pacs_studies):
     context, page = open_page(browser, pacs_viewer.url + f"&open={link}")
     try:
         wait_for_message(page, "Opened Browser jpegls")
-        wait_for_view(page, 0)
+        wait_for_view(page, 0, timeout=90)
         assert "Browser jpegls" in page.locator("#sc-volume-name").inner_text()
     finally:
         context.close()
