@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from slicer_cloud.web.serving import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
@@ -40,12 +41,6 @@ CHROMIUM_ARGS = [
 VIEWPORT = {"width": 1280, "height": 800}
 SHOTS = ("viewer", "portal", "launcher", "compute", "desktop")
 START_TIMEOUT_S = 180
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Serve:

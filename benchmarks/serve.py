@@ -32,6 +32,7 @@ import requests
 from benchmarks.report import machine_line, markdown_table, write_section
 from slicer_cloud.core.phantom import make_phantom, write_nrrd
 from slicer_cloud.desktop import proctree
+from slicer_cloud.web.serving import free_port
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -48,12 +49,6 @@ IMAGE_SHOWN_JS = """(sel) => [...document.querySelectorAll(sel)].some(im => {
   for (let i = 0; i < d.length; i += 4) { lo = Math.min(lo, d[i]); hi = Math.max(hi, d[i]); }
   return hi - lo > 40;
 })"""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout_s: float = 300) -> tuple[subprocess.Popen, str, Path]:

@@ -25,17 +25,12 @@ from pathlib import Path
 import httpx
 
 from slicer_cloud.desktop import proctree
+from slicer_cloud.web.serving import free_port
 
 MEDICAL = "trame-slicer medical-viewer"
 OURS = "slicer-cloud view"
 TOKEN = "benchmark-token"
 START_TIMEOUT_S = 180.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

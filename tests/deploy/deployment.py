@@ -17,14 +17,9 @@ import requests
 
 from slicer_cloud.deploy.compose import env_file, read_env
 from tests.deploy import images
+from slicer_cloud.web.serving import free_port
 
 PASSWORD = "correct-horse-battery-7"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

@@ -16,16 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+from slicer_cloud.web.serving import free_port
 
 ORTHANC = shutil.which("Orthanc") or "/usr/sbin/Orthanc"
 DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
 USER, PASSWORD = "radiologist", "s3cret-pacs"
-
-
-def free_port() -> int:
-    from slicer_cloud.hub.config import free_port as pick
-
-    return pick("127.0.0.1")
 
 
 @dataclass

@@ -17,14 +17,9 @@ import requests
 
 from slicer_cloud.core.phantom import make_phantom, write_nrrd
 from tests.conftest import RunningService, start_service
+from slicer_cloud.web.serving import free_port
 
 TOKEN = "jupyter-test-token-1"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def jupyter_env(home: Path) -> dict[str, str]:

@@ -12,14 +12,9 @@ from traitlets.config import Config
 from slicer_cloud.hub import spawners  # noqa: F401 - before the hub starts: batchspawner's API for SLURM jobs
 from slicer_cloud.hub.settings import HubSettings
 from slicer_cloud.logs import DATE_FORMAT, FORMAT, LOG_LEVEL_ENV, jupyter_log_level, resolve_level
+from slicer_cloud.web.serving import free_port
 
 CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 def hub_config(*, ip: str, port: int, state_dir: Path, proxy_command: Path, settings: HubSettings) -> Config:

@@ -27,6 +27,7 @@ from pathlib import Path
 from slicer_cloud.config import Limits, ViewerSettings
 from slicer_cloud.errors import SlicerCloudError
 from slicer_cloud.viewer.session import READY_MARKER
+from slicer_cloud.web.serving import free_port
 
 log = logging.getLogger("slicer_cloud.viewer")
 
@@ -78,12 +79,6 @@ class Session:
             raise SlicerCloudError("This viewer session has ended.", status=410)
         self.process.stdin.write((json.dumps(command) + "\n").encode())
         await self.process.stdin.drain()
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class SessionManager:
@@ -145,7 +140,7 @@ class SessionManager:
         fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(secret)
-        port = _free_port()
+        port = free_port()
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
