@@ -200,7 +200,17 @@ def test_a_killed_single_user_server_is_noticed_and_started_again(hub: Hub, sess
     alice, bob = sessions["alice"], sessions["bob"]
     pids = singleuser_pids("bob")
     assert len(pids) == 1, pids
+    services = [info.pid for info in proctree.descendants(pids[0])]
+    assert len(launcher_pids("bob", "viewer")) == 1 and services
     os.kill(pids[0], signal.SIGKILL)
+    # Its services (viewer, desktop, API launched by jupyter-server-proxy) end with it, not orphaned.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and any(proctree.read_proc(pid) for pid in services):
+        time.sleep(0.5)
+    left = [pid for pid in services if proctree.read_proc(pid)]
+    for pid in left:  # a leftover is a failure below; end it so it cannot disturb other tests
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"services outlived bob's server: {left}"
     assert hub.service.process.poll() is None
     assert requests.get(hub.root + "hub/api/", timeout=30).status_code == 200
     assert alice.get(f"{hub.root}user/alice/slicer/files", timeout=60).status_code == 200

@@ -6,10 +6,12 @@ from __future__ import annotations
 import ctypes
 import os
 import shutil
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 
 _PR_SET_CHILD_SUBREAPER = 36
+_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,17 @@ def become_subreaper() -> bool:
         return libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
     except (OSError, AttributeError):
         return False
+
+
+def set_parent_death_signal(sig: int = signal.SIGTERM) -> None:
+    """Have the kernel send ``sig`` to this process when its parent dies, even by kill -9, so a
+    service never outlives the server that started it (Linux; elsewhere nothing happens)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent died before the signal was set: act as if it came
+        os.kill(os.getpid(), sig)
 
 
 def parent_death_prefix() -> list[str]:

@@ -14,6 +14,7 @@ import os
 import sys
 from pathlib import Path
 
+from slicer_cloud.desktop import proctree
 from slicer_cloud.errors import SlicerCloudError
 from slicer_cloud.logs import setup_logging
 from slicer_cloud.jupyter.proxy import SECRET_ENV
@@ -79,6 +80,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--base-url", required=True, help="The public prefix, e.g. /user/ada/slicer-viewer/.")
     args = parser.parse_args(argv)
+    # jupyter-server-proxy stops its services when Jupyter stops cleanly; after a kill -9 of the
+    # Jupyter server (or of a hub user's server) they would live on, orphaned, holding ports and
+    # memory. The kernel ends them with their parent instead.
+    proctree.set_parent_death_signal()
     try:
         LAUNCHERS[args.service](args.port, args.base_url, take_secret())
     except SlicerCloudError as error:
